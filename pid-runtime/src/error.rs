@@ -1,0 +1,268 @@
+use std::ffi::OsString;
+use std::fmt;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use nix::unistd::Pid;
+
+/// Why a pidfile could not be taken or judged.
+///
+/// Every message names the path and, where one is known, the other process's
+/// id. The message of [`Error::Io`] includes the operating system's error, so
+/// printing an `Error` with `{}` tells the whole story on one line.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Another process holds the lock on the pidfile.
+    ///
+    /// `pid` is the process id the holder wrote, or `None` when it has not
+    /// written one (yet) or wrote something that is not a process id.
+    #[error("already running{} ({})", HolderPid(*.pid), .path.display())]
+    #[non_exhaustive]
+    AlreadyLocked {
+        /// The pidfile.
+        path: PathBuf,
+        /// The holder's process id, when the file names one.
+        pid: Option<Pid>,
+    },
+
+    /// Nobody holds the lock, but the file names a live process that started
+    /// before the file was written: a program that writes its pidfile without
+    /// locking it is running.
+    #[error("already running as pid {pid} ({}, written without a lock)", .path.display())]
+    #[non_exhaustive]
+    AlreadyRunning {
+        /// The pidfile.
+        path: PathBuf,
+        /// The live process the file names.
+        pid: Pid,
+    },
+
+    /// The file holds something other than a process id. It may not be a
+    /// pidfile at all, so it is left untouched.
+    #[error("{} does not hold a process id (it starts with {content:?}); left untouched", .path.display())]
+    #[non_exhaustive]
+    Unreadable {
+        /// The file.
+        path: PathBuf,
+        /// The start of its first line, lossily decoded.
+        content: String,
+    },
+
+    /// The name cannot be used as a file name in the pidfile directory.
+    #[error("invalid pidfile name {name:?}: {reason}")]
+    #[non_exhaustive]
+    InvalidName {
+        /// The name as given.
+        name: OsString,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+
+    /// The mode has bits beyond the permission bits `0o7777`.
+    #[error("invalid pidfile mode {mode:#o}: only the bits of 0o7777 may be set")]
+    #[non_exhaustive]
+    InvalidMode {
+        /// The mode as given.
+        mode: u32,
+    },
+
+    /// The path names something other than a regular file with one link: a
+    /// symbolic link, a directory, a FIFO, a socket, a device or a hard link.
+    /// It is never followed, waited on, truncated or removed.
+    #[error("{} is {kind}, not a pidfile; left untouched", .path.display())]
+    #[non_exhaustive]
+    NotARegularFile {
+        /// The path.
+        path: PathBuf,
+        /// What it is.
+        kind: FileKind,
+    },
+
+    /// The pidfile's directory exists but is not a directory.
+    #[error("{} is not a directory", .path.display())]
+    #[non_exhaustive]
+    NotADirectory {
+        /// The path that should have been a directory.
+        path: PathBuf,
+    },
+
+    /// A system call failed.
+    #[error("cannot {operation} {}: {error}", .path.display())]
+    #[non_exhaustive]
+    Io {
+        /// The path it was working on.
+        path: PathBuf,
+        /// What it was doing, as a verb: "open", "lock", "create directory", ...
+        operation: &'static str,
+        /// The operating system's error.
+        error: io::Error,
+    },
+}
+
+impl Error {
+    /// True when another process holds or owns the pidfile
+    /// ([`AlreadyLocked`](Error::AlreadyLocked) or
+    /// [`AlreadyRunning`](Error::AlreadyRunning)).
+    ///
+    /// ```
+    /// # fn main() -> Result<(), pid_runtime::Error> {
+    /// let dir = std::env::temp_dir().join(format!("pid-doc-busy-{}", std::process::id()));
+    /// let pidfile = pid_runtime::PidFile::new("busy").dir(&dir);
+    /// let _guard = pidfile.acquire()?;
+    /// let second = pidfile.acquire().unwrap_err();
+    /// assert!(second.is_already_running());
+    /// assert_eq!(second.pid(), Some(pid_runtime::Pid::this()));
+    /// # Ok(()) }
+    /// ```
+    pub fn is_already_running(&self) -> bool {
+        matches!(
+            self,
+            Error::AlreadyLocked { .. } | Error::AlreadyRunning { .. }
+        )
+    }
+
+    /// The other process's id, where the error names one.
+    pub fn pid(&self) -> Option<Pid> {
+        match self {
+            Error::AlreadyLocked { pid, .. } => *pid,
+            Error::AlreadyRunning { pid, .. } => Some(*pid),
+            _ => None,
+        }
+    }
+
+    /// The path the error is about, where it is about one.
+    pub fn path(&self) -> Option<&Path> {
+        match self {
+            Error::AlreadyLocked { path, .. }
+            | Error::AlreadyRunning { path, .. }
+            | Error::Unreadable { path, .. }
+            | Error::NotARegularFile { path, .. }
+            | Error::NotADirectory { path }
+            | Error::Io { path, .. } => Some(path),
+            Error::InvalidName { .. } | Error::InvalidMode { .. } => None,
+        }
+    }
+
+    pub(crate) fn io(path: &Path, operation: &'static str, errno: nix::Error) -> Error {
+        Error::Io {
+            path: path.to_path_buf(),
+            operation,
+            error: io::Error::from(errno),
+        }
+    }
+}
+
+/// Converts into an [`io::Error`] whose message is this error's and whose kind
+/// says what went wrong: `ResourceBusy` for a running holder, `InvalidInput` for
+/// a bad name or mode, `InvalidData` for a file that is not a pidfile,
+/// `NotADirectory`, or the kind of the underlying system error.
+impl From<Error> for io::Error {
+    fn from(error: Error) -> io::Error {
+        let kind = match &error {
+            Error::AlreadyLocked { .. } | Error::AlreadyRunning { .. } => {
+                io::ErrorKind::ResourceBusy
+            }
+            Error::InvalidName { .. } | Error::InvalidMode { .. } => io::ErrorKind::InvalidInput,
+            Error::Unreadable { .. } | Error::NotARegularFile { .. } => io::ErrorKind::InvalidData,
+            Error::NotADirectory { .. } => io::ErrorKind::NotADirectory,
+            Error::Io { error, .. } => error.kind(),
+        };
+        io::Error::new(kind, error)
+    }
+}
+
+/// What a path that should have been a pidfile turned out to be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FileKind {
+    /// A symbolic link (never followed).
+    Symlink,
+    /// A directory.
+    Directory,
+    /// A named pipe (never waited on).
+    Fifo,
+    /// A Unix domain socket.
+    Socket,
+    /// A character device.
+    CharDevice,
+    /// A block device.
+    BlockDevice,
+    /// A regular file with more than one name: removing or rewriting it
+    /// would change the other names too.
+    HardLink {
+        /// How many names the file has.
+        links: u64,
+    },
+    /// Something the operating system did not describe.
+    Other,
+}
+
+impl fmt::Display for FileKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FileKind::Symlink => f.write_str("a symbolic link"),
+            FileKind::Directory => f.write_str("a directory"),
+            FileKind::Fifo => f.write_str("a named pipe"),
+            FileKind::Socket => f.write_str("a socket"),
+            FileKind::CharDevice => f.write_str("a character device"),
+            FileKind::BlockDevice => f.write_str("a block device"),
+            FileKind::HardLink { links } => write!(f, "a file with {links} hard links"),
+            FileKind::Other => f.write_str("not a regular file"),
+        }
+    }
+}
+
+struct HolderPid(Option<Pid>);
+
+impl fmt::Display for HolderPid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(pid) => write!(f, " as pid {pid}"),
+            None => f.write_str(", pid unknown"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_name_the_path_and_the_pid() {
+        let path = PathBuf::from("/run/user/1000/worker.pid");
+        let locked = Error::AlreadyLocked {
+            path: path.clone(),
+            pid: Some(Pid::from_raw(4242)),
+        };
+        assert_eq!(
+            locked.to_string(),
+            "already running as pid 4242 (/run/user/1000/worker.pid)"
+        );
+        let unknown = Error::AlreadyLocked {
+            path: path.clone(),
+            pid: None,
+        };
+        assert_eq!(
+            unknown.to_string(),
+            "already running, pid unknown (/run/user/1000/worker.pid)"
+        );
+        let io = Error::io(&path, "open", nix::Error::EACCES);
+        assert_eq!(
+            io.to_string(),
+            "cannot open /run/user/1000/worker.pid: Permission denied (os error 13)"
+        );
+    }
+
+    #[test]
+    fn io_error_conversion_keeps_message_and_kind() {
+        let error = Error::AlreadyRunning {
+            path: PathBuf::from("/tmp/x.pid"),
+            pid: Pid::from_raw(7),
+        };
+        let message = error.to_string();
+        let io: io::Error = error.into();
+        assert_eq!(io.kind(), io::ErrorKind::ResourceBusy);
+        assert_eq!(io.to_string(), message);
+    }
+}

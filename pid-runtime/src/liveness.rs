@@ -1,0 +1,132 @@
+//! Whether the process a pidfile names still runs, and is the one that wrote it.
+
+use nix::errno::Errno;
+use nix::sys::signal::kill;
+use nix::unistd::Pid;
+
+/// What became of the process a pidfile names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Liveness {
+    /// No such process, or only its zombie.
+    Dead,
+    /// A process with that id started after the file was last written, so it
+    /// cannot have written it: the id was reused.
+    Reused,
+    /// A live process that may have written the file.
+    Alive,
+}
+
+/// How much later than the file's last write a process must have started to
+/// count as a reuse of the id: the boot time is whole seconds and clocks step.
+const START_TIME_SLACK_SECS: f64 = 1.0;
+
+/// Judges `pid` against a file last modified at `written` (seconds since the
+/// epoch). `pid` must be positive: zero and negative ids address groups.
+pub(crate) fn judge(pid: Pid, written: f64) -> Liveness {
+    debug_assert!(pid.as_raw() > 0);
+    // Any other answer, EPERM above all, means a process has this id.
+    if kill(pid, None) == Err(Errno::ESRCH) {
+        return Liveness::Dead;
+    }
+    match started_at(pid) {
+        Some(Started::Zombie) => Liveness::Dead,
+        Some(Started::At(start)) if start > written + START_TIME_SLACK_SECS => Liveness::Reused,
+        Some(Started::At(_)) | None => Liveness::Alive,
+    }
+}
+
+enum Started {
+    Zombie,
+    /// Seconds since the epoch.
+    At(f64),
+}
+
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn started_at(pid: Pid) -> Option<Started> {
+    use std::sync::OnceLock;
+
+    static BOOT_TIME_AND_TICKS: OnceLock<Option<(u64, u64)>> = OnceLock::new();
+
+    let stat = std::fs::read(format!("/proc/{pid}/stat")).ok()?;
+    let (state, start_ticks) = parse_proc_stat(&stat)?;
+    if matches!(state, b'Z' | b'X' | b'x') {
+        return Some(Started::Zombie);
+    }
+    let (boot_time, ticks_per_sec) = (*BOOT_TIME_AND_TICKS.get_or_init(|| {
+        let boot_time = parse_boot_time(&std::fs::read("/proc/stat").ok()?)?;
+        let ticks = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK).ok()??;
+        Some((boot_time, u64::try_from(ticks).ok().filter(|&t| t > 0)?))
+    }))?;
+    Some(Started::At(
+        boot_time as f64 + start_ticks as f64 / ticks_per_sec as f64,
+    ))
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+fn started_at(_pid: Pid) -> Option<Started> {
+    None
+}
+
+/// The state (field 3) and start time in clock ticks after boot (field 22) of
+/// a `/proc/<pid>/stat` line. The command name (field 2) may hold spaces and
+/// parentheses, so fields are counted from the last `)`.
+#[cfg_attr(
+    not(any(target_os = "linux", target_os = "android")),
+    allow(dead_code)
+)]
+fn parse_proc_stat(line: &[u8]) -> Option<(u8, u64)> {
+    let after_name = &line[line.iter().rposition(|&byte| byte == b')')? + 1..];
+    let mut fields = after_name
+        .split(|byte| byte.is_ascii_whitespace())
+        .filter(|field| !field.is_empty());
+    let state = *fields.next()?.first()?;
+    let start_ticks = fields.nth(18)?;
+    Some((state, std::str::from_utf8(start_ticks).ok()?.parse().ok()?))
+}
+
+/// The `btime` line of `/proc/stat`: boot time in seconds since the epoch.
+#[cfg_attr(
+    not(any(target_os = "linux", target_os = "android")),
+    allow(dead_code)
+)]
+fn parse_boot_time(proc_stat: &[u8]) -> Option<u64> {
+    proc_stat
+        .split(|&byte| byte == b'\n')
+        .find_map(|line| line.strip_prefix(b"btime "))
+        .and_then(|value| std::str::from_utf8(value).ok()?.trim().parse().ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn proc_stat_fields_are_counted_from_the_last_parenthesis() {
+        let line = b"4242 (we(ird) name) S 1 4242 4242 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 987654 1000 10 18446744073709551615";
+        assert_eq!(parse_proc_stat(line), Some((b'S', 987654)));
+        assert_eq!(parse_proc_stat(b"4242 (x) Z 1"), None);
+        assert_eq!(parse_proc_stat(b"no parenthesis"), None);
+    }
+
+    #[test]
+    fn boot_time_is_read_from_btime() {
+        let proc_stat = b"cpu  1 2 3\nintr 5\nbtime 1700000000\nprocesses 9\n";
+        assert_eq!(parse_boot_time(proc_stat), Some(1_700_000_000));
+        assert_eq!(parse_boot_time(b"cpu 1\n"), None);
+    }
+
+    #[test]
+    fn this_process_is_alive_for_a_file_written_now() {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64();
+        assert_eq!(judge(Pid::this(), now), Liveness::Alive);
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn this_process_reuses_an_id_written_before_it_started() {
+        assert_eq!(judge(Pid::this(), 0.0), Liveness::Reused);
+    }
+}

@@ -1,0 +1,117 @@
+//! Where a pidfile lives: its file name and its directory.
+
+use std::ffi::{OsStr, OsString};
+use std::os::unix::ffi::OsStrExt;
+use std::path::PathBuf;
+
+use nix::fcntl::{AtFlags, AT_FDCWD};
+use nix::sys::stat::SFlag;
+use nix::unistd::{faccessat, geteuid, AccessFlags};
+
+use crate::Error;
+
+const SUFFIX: &str = ".pid";
+
+/// The file name for `name`: refused when it could name another directory or
+/// none, given the `.pid` suffix when `enforce_suffix` asks for one.
+pub(crate) fn file_name(name: &OsStr, enforce_suffix: bool) -> Result<OsString, Error> {
+    let invalid = |reason| Error::InvalidName {
+        name: name.to_os_string(),
+        reason,
+    };
+    let bytes = name.as_bytes();
+    if bytes.is_empty() {
+        return Err(invalid("it is empty"));
+    }
+    if bytes == b"." || bytes == b".." {
+        return Err(invalid("it names a directory"));
+    }
+    if bytes.contains(&b'/') {
+        return Err(invalid("it contains '/'"));
+    }
+    if bytes.contains(&0) {
+        return Err(invalid("it contains a NUL byte"));
+    }
+    let mut file_name = name.to_os_string();
+    if enforce_suffix && !bytes.ends_with(SUFFIX.as_bytes()) {
+        file_name.push(SUFFIX);
+    }
+    Ok(file_name)
+}
+
+/// The directory used when none is given: the first of the usual run
+/// directories that the effective user can write and search, else the
+/// temporary directory.
+pub(crate) fn default_dir(force_tmpdir: bool) -> PathBuf {
+    if force_tmpdir {
+        return std::env::temp_dir();
+    }
+    let euid = geteuid();
+    [
+        PathBuf::from(format!("/run/user/{euid}")),
+        PathBuf::from(format!("/var/run/user/{euid}")),
+        PathBuf::from("/run"),
+        PathBuf::from("/var/run"),
+    ]
+    .into_iter()
+    .find(|dir| is_usable_dir(dir))
+    .unwrap_or_else(std::env::temp_dir)
+}
+
+fn is_usable_dir(dir: &std::path::Path) -> bool {
+    let is_dir = nix::sys::stat::stat(dir)
+        .map(|stat| SFlag::from_bits_truncate(stat.st_mode) & SFlag::S_IFMT == SFlag::S_IFDIR)
+        .unwrap_or(false);
+    // AT_EACCESS: a set-user-id program must be judged by who it runs as.
+    is_dir
+        && faccessat(
+            AT_FDCWD,
+            dir,
+            AccessFlags::W_OK | AccessFlags::X_OK,
+            AtFlags::AT_EACCESS,
+        )
+        .is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn name(text: &str, enforce_suffix: bool) -> Result<String, &'static str> {
+        match file_name(OsStr::new(text), enforce_suffix) {
+            Ok(name) => Ok(name.into_string().unwrap()),
+            Err(Error::InvalidName { reason, .. }) => Err(reason),
+            Err(other) => panic!("unexpected {other}"),
+        }
+    }
+
+    #[test]
+    fn suffix_is_added_once_when_enforced() {
+        assert_eq!(name("worker", true), Ok("worker.pid".into()));
+        assert_eq!(name("worker.pid", true), Ok("worker.pid".into()));
+        assert_eq!(name("worker", false), Ok("worker".into()));
+        assert_eq!(name("worker.lock", false), Ok("worker.lock".into()));
+        assert_eq!(name(".hidden", true), Ok(".hidden.pid".into()));
+    }
+
+    #[test]
+    fn names_that_leave_the_directory_are_refused() {
+        assert_eq!(name("", true), Err("it is empty"));
+        assert_eq!(name(".", true), Err("it names a directory"));
+        assert_eq!(name("..", false), Err("it names a directory"));
+        assert_eq!(name("a/b", true), Err("it contains '/'"));
+        assert_eq!(name("/etc/passwd", true), Err("it contains '/'"));
+        assert_eq!(name("a\0b", true), Err("it contains a NUL byte"));
+    }
+
+    #[test]
+    fn forced_tmpdir_is_the_temporary_directory() {
+        assert_eq!(default_dir(true), std::env::temp_dir());
+    }
+
+    #[test]
+    fn default_dir_is_a_writable_directory() {
+        let dir = default_dir(false);
+        assert!(is_usable_dir(&dir) || dir == std::env::temp_dir(), "{dir:?}");
+    }
+}
