@@ -68,7 +68,12 @@ impl Registration {
     /// the file and its descriptor alone.
     pub(crate) fn unregister(self) -> Option<Box<Entry>> {
         self.slot
-            .compare_exchange(self.entry, ptr::null_mut(), Ordering::SeqCst, Ordering::SeqCst)
+            .compare_exchange(
+                self.entry,
+                ptr::null_mut(),
+                Ordering::SeqCst,
+                Ordering::SeqCst,
+            )
             .ok()
             // SAFETY: we took the pointer out of the slot, so no one else
             // holds it; it came from Box::into_raw in `register`.

@@ -70,3 +70,7 @@ pub use error::{Error, FileKind};
 pub use guard::PidFileGuard;
 pub use nix::unistd::{Gid, Pid, Uid};
 pub use pidfile::{PidFile, Status, TermSignal};
+
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+struct ReadmeExamples;

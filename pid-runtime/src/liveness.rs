@@ -70,10 +70,7 @@ fn started_at(_pid: Pid) -> Option<Started> {
 /// The state (field 3) and start time in clock ticks after boot (field 22) of
 /// a `/proc/<pid>/stat` line. The command name (field 2) may hold spaces and
 /// parentheses, so fields are counted from the last `)`.
-#[cfg_attr(
-    not(any(target_os = "linux", target_os = "android")),
-    allow(dead_code)
-)]
+#[cfg_attr(not(any(target_os = "linux", target_os = "android")), allow(dead_code))]
 fn parse_proc_stat(line: &[u8]) -> Option<(u8, u64)> {
     let after_name = &line[line.iter().rposition(|&byte| byte == b')')? + 1..];
     let mut fields = after_name
@@ -85,10 +82,7 @@ fn parse_proc_stat(line: &[u8]) -> Option<(u8, u64)> {
 }
 
 /// The `btime` line of `/proc/stat`: boot time in seconds since the epoch.
-#[cfg_attr(
-    not(any(target_os = "linux", target_os = "android")),
-    allow(dead_code)
-)]
+#[cfg_attr(not(any(target_os = "linux", target_os = "android")), allow(dead_code))]
 fn parse_boot_time(proc_stat: &[u8]) -> Option<u64> {
     proc_stat
         .split(|&byte| byte == b'\n')

@@ -92,10 +92,12 @@ fn open_error(path: &Path, error: Errno) -> Error {
         // whatever the system says, lstat tells what is there.
         _ => match nix::sys::stat::lstat(path) {
             Ok(stat) => match kind_of(&stat) {
-                Some(kind) if !matches!(kind, FileKind::HardLink { .. }) => Error::NotARegularFile {
-                    path: path.to_path_buf(),
-                    kind,
-                },
+                Some(kind) if !matches!(kind, FileKind::HardLink { .. }) => {
+                    Error::NotARegularFile {
+                        path: path.to_path_buf(),
+                        kind,
+                    }
+                }
                 _ => Error::io(path, "open", error),
             },
             Err(_) => Error::io(path, "open", error),
@@ -227,7 +229,11 @@ impl Head {
 /// locked but not yet written leaves the file empty for a moment, so an
 /// empty file is read again a few times before the answer is `None`.
 pub(crate) fn holder_pid(fd: BorrowedFd<'_>) -> Option<Pid> {
-    for pause in UNWRITTEN_PID_PAUSES_US.iter().map(|&us| Some(Duration::from_micros(us))).chain([None]) {
+    for pause in UNWRITTEN_PID_PAUSES_US
+        .iter()
+        .map(|&us| Some(Duration::from_micros(us)))
+        .chain([None])
+    {
         match Head::read(fd).ok()?.content() {
             Content::Pid(pid) => return Some(pid),
             Content::Invalid => return None,

@@ -112,6 +112,9 @@ mod tests {
     #[test]
     fn default_dir_is_a_writable_directory() {
         let dir = default_dir(false);
-        assert!(is_usable_dir(&dir) || dir == std::env::temp_dir(), "{dir:?}");
+        assert!(
+            is_usable_dir(&dir) || dir == std::env::temp_dir(),
+            "{dir:?}"
+        );
     }
 }

@@ -1,1 +1,133 @@
-fn main() {}
+//! A process the integration tests drive through its standard input, one
+//! command a line, answering one line each on its standard output:
+//!
+//! - `acquire DIR NAME [mode=OCTAL] [same] [term=auto|always|never]` →
+//!   `ok PID PATH` or `err VARIANT PID|- MESSAGE`
+//! - `check DIR NAME` → `running PID|-`, `stale PID|-`, `not-running`, or `err ...`
+//! - `release` (the newest guard) → `released` or `err ...`
+//! - `umask OCTAL` → `umask`
+//! - `ignore-sigterm` → `ignoring`
+//! - `fork-exit` / `fork-drop`: a forked child exits through `exit` or drops
+//!   its copies of the guards first; → `child-exited CODE`
+//! - `exit CODE`, `panic`, `abort`: end while holding every guard
+//!
+//! It prints `ready PID` first.
+
+use std::io::{BufRead, Write};
+use std::process::ExitCode;
+
+use pid_runtime::{Error, PidFile, PidFileGuard, Status, TermSignal};
+
+fn main() -> ExitCode {
+    let mut guards: Vec<PidFileGuard> = Vec::new();
+    let mut out = std::io::stdout().lock();
+    say(&mut out, format!("ready {}", std::process::id()));
+    for line in std::io::stdin().lock().lines() {
+        let line = line.expect("read a command");
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let answer = match words.as_slice() {
+            ["acquire", dir, name, options @ ..] => match configure(dir, name, options).acquire() {
+                Ok(guard) => {
+                    let answer = format!("ok {} {}", guard.pid(), guard.path().display());
+                    guards.push(guard);
+                    answer
+                }
+                Err(error) => describe(&error),
+            },
+            ["check", dir, name] => match PidFile::new(*name).dir(dir).check() {
+                Ok(Status::NotRunning) => "not-running".to_string(),
+                Ok(Status::Stale { pid }) => format!("stale {}", or_dash(pid)),
+                Ok(Status::Running { pid }) => format!("running {}", or_dash(pid)),
+                Err(error) => describe(&error),
+            },
+            ["release"] => match guards.pop().map(PidFileGuard::release) {
+                Some(Ok(())) => "released".to_string(),
+                Some(Err(error)) => describe(&error),
+                None => "err None - no guard".to_string(),
+            },
+            ["umask", mode] => {
+                let mode = u32::from_str_radix(mode, 8).expect("an octal umask");
+                nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(mode as _));
+                "umask".to_string()
+            }
+            ["ignore-sigterm"] => {
+                // SAFETY: SIG_IGN is not a handler; nothing runs on delivery.
+                unsafe {
+                    nix::sys::signal::signal(
+                        nix::sys::signal::Signal::SIGTERM,
+                        nix::sys::signal::SigHandler::SigIgn,
+                    )
+                }
+                .expect("ignore SIGTERM");
+                "ignoring".to_string()
+            }
+            ["fork-exit"] => fork_child(&mut guards, |_| std::process::exit(0)),
+            ["fork-drop"] => fork_child(&mut guards, |guards| {
+                guards.clear();
+                // SAFETY: ends the child at once, running nothing more.
+                unsafe { nix::libc::_exit(0) }
+            }),
+            ["exit", code] => std::process::exit(code.parse().expect("an exit code")),
+            ["panic"] => panic!("panicking while holding {} guards", guards.len()),
+            ["abort"] => std::process::abort(),
+            _ => format!("err Usage - unknown command {line:?}"),
+        };
+        say(&mut out, answer);
+    }
+    ExitCode::SUCCESS
+}
+
+fn configure(dir: &str, name: &str, options: &[&str]) -> PidFile {
+    let mut pidfile = PidFile::new(name).dir(dir);
+    for option in options {
+        pidfile = match option.split_once('=') {
+            Some(("mode", mode)) => {
+                pidfile.mode(u32::from_str_radix(mode, 8).expect("an octal mode"))
+            }
+            Some(("term", "auto")) => pidfile.term_signal(TermSignal::Auto),
+            Some(("term", "always")) => pidfile.term_signal(TermSignal::Always),
+            Some(("term", "never")) => pidfile.term_signal(TermSignal::Never),
+            None if *option == "same" => pidfile.allow_same_pid(true),
+            _ => panic!("unknown option {option}"),
+        };
+    }
+    pidfile
+}
+
+/// Forks; the child runs `end` on its copies of the guards and must not
+/// return. The parent answers with the child's exit code.
+fn fork_child(guards: &mut Vec<PidFileGuard>, end: impl FnOnce(&mut Vec<PidFileGuard>)) -> String {
+    // SAFETY: this program is single-threaded, so the child may run any code.
+    match unsafe { nix::unistd::fork() }.expect("fork") {
+        nix::unistd::ForkResult::Child => {
+            end(guards);
+            unreachable!("the child ends in `end`")
+        }
+        nix::unistd::ForkResult::Parent { child } => {
+            match nix::sys::wait::waitpid(child, None).expect("wait for the child") {
+                nix::sys::wait::WaitStatus::Exited(_, code) => format!("child-exited {code}"),
+                other => format!("err Child - {other:?}"),
+            }
+        }
+    }
+}
+
+fn describe(error: &Error) -> String {
+    let variant = format!("{error:?}");
+    let variant = variant
+        .split([' ', '{', '('])
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    format!("err {variant} {} {error}", or_dash(error.pid()))
+}
+
+fn or_dash(pid: Option<pid_runtime::Pid>) -> String {
+    pid.map_or_else(|| "-".to_string(), |pid| pid.to_string())
+}
+
+fn say(out: &mut impl Write, line: String) {
+    writeln!(out, "{line}")
+        .and_then(|()| out.flush())
+        .expect("write an answer");
+}

@@ -1,0 +1,192 @@
+//! What the integration tests share: temporary directories, and helper
+//! processes driven line by line, so tests order events by what a process
+//! says, never by sleeping.
+#![allow(dead_code)] // each test file uses its own part of this
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, ChildStdout, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+
+/// How long a helper may take to answer before the test fails rather than
+/// hangs. Generous: CI shares two cores with other work.
+pub const ANSWER_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A directory removed with everything in it when dropped.
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    pub fn new() -> TempDir {
+        let template = std::env::temp_dir().join("pid-test-XXXXXX");
+        TempDir(nix::unistd::mkdtemp(&template).expect("make a temporary directory"))
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+
+    pub fn join(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+
+    /// The directory as the helpers take it.
+    pub fn arg(&self) -> &str {
+        self.0.to_str().expect("a UTF-8 temporary directory")
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A running `pidfile-holder` (see `tests/support/holder.rs`).
+pub struct Holder {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    lines: mpsc::Receiver<String>,
+    pub pid: Pid,
+}
+
+impl Holder {
+    pub fn spawn() -> Holder {
+        Holder::spawn_with(|_| {})
+    }
+
+    pub fn spawn_with(configure: impl FnOnce(&mut Command)) -> Holder {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_pidfile-holder"));
+        command
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
+        configure(&mut command);
+        let mut child = command.spawn().expect("start pidfile-holder");
+        let stdin = child.stdin.take();
+        let lines = read_lines(child.stdout.take().expect("holder stdout"));
+        let mut holder = Holder {
+            pid: Pid::from_raw(child.id() as i32),
+            child,
+            stdin,
+            lines,
+        };
+        let ready = holder.read_line();
+        assert_eq!(ready, format!("ready {}", holder.pid));
+        holder
+    }
+
+    /// Sends a command and returns the answer.
+    pub fn ask(&mut self, command: &str) -> String {
+        self.send(command);
+        self.read_line()
+    }
+
+    /// Sends a command that ends the process, and waits for it to end.
+    pub fn end_with(mut self, command: &str) -> ExitStatus {
+        self.send(command);
+        self.stdin = None;
+        self.child.wait().expect("wait for the holder")
+    }
+
+    /// Acquires and returns the path; panics with the answer on refusal.
+    pub fn acquire(&mut self, dir: &TempDir, name: &str) -> PathBuf {
+        let answer = self.ask(&format!("acquire {} {name}", dir.arg()));
+        let expected = format!("ok {} ", self.pid);
+        let path = answer
+            .strip_prefix(&expected)
+            .unwrap_or_else(|| panic!("acquire answered {answer:?}"));
+        PathBuf::from(path)
+    }
+
+    pub fn signal(&self, signal: Signal) {
+        kill(self.pid, signal).expect("signal the holder");
+    }
+
+    /// Kills with `signal` and reaps the process, so its pid is truly gone.
+    pub fn kill_and_wait(mut self, signal: Signal) -> ExitStatus {
+        self.signal(signal);
+        self.stdin = None;
+        self.child.wait().expect("wait for the holder")
+    }
+
+    fn send(&mut self, command: &str) {
+        let stdin = self.stdin.as_mut().expect("holder stdin");
+        writeln!(stdin, "{command}").expect("send a command");
+        stdin.flush().expect("send a command");
+    }
+
+    fn read_line(&mut self) -> String {
+        self.lines
+            .recv_timeout(ANSWER_TIMEOUT)
+            .expect("the holder answers in time")
+    }
+}
+
+impl Drop for Holder {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Lines of `stdout`, read on a thread so a silent process times out.
+pub fn read_lines(stdout: ChildStdout) -> mpsc::Receiver<String> {
+    let (sender, receiver) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if sender.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    receiver
+}
+
+/// A live process unrelated to any pidfile, killed and reaped on drop.
+pub struct Bystander(Child);
+
+impl Bystander {
+    pub fn spawn() -> Bystander {
+        Bystander(
+            Command::new("sleep")
+                .arg("600")
+                .spawn()
+                .expect("start sleep"),
+        )
+    }
+
+    pub fn pid(&self) -> Pid {
+        Pid::from_raw(self.0.id() as i32)
+    }
+}
+
+impl Drop for Bystander {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Runs `work` on a thread and fails if it has not finished in time: for
+/// operations that must never block (a FIFO in place of a pidfile).
+pub fn within_timeout<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> T {
+    let (sender, receiver) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = sender.send(work());
+    });
+    receiver
+        .recv_timeout(ANSWER_TIMEOUT)
+        .expect("the operation finished instead of blocking")
+}
+
+/// A pid that no process has: one that was used and then reaped.
+pub fn dead_pid() -> Pid {
+    let mut child = Command::new("true").spawn().expect("start true");
+    child.wait().expect("wait for true");
+    Pid::from_raw(child.id() as i32)
+}

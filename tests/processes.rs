@@ -1,0 +1,396 @@
+//! Acquisition, refusal, stale takeover and cleanup between real processes.
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::ExitStatusExt;
+
+use common::{Bystander, Holder, TempDir};
+use nix::sys::signal::Signal;
+use pid_runtime::{Error, PidFile, Status};
+
+#[test]
+fn second_process_is_refused_with_holder_pid() {
+    let dir = TempDir::new();
+    let mut first = Holder::spawn();
+    let path = first.acquire(&dir, "worker");
+    assert_eq!(path, dir.join("worker.pid"));
+    assert_eq!(
+        std::fs::read_to_string(&path).unwrap(),
+        format!("{}\n", first.pid)
+    );
+
+    let mut second = Holder::spawn();
+    let answer = second.ask(&format!("acquire {} worker", dir.arg()));
+    assert_eq!(
+        answer,
+        format!(
+            "err AlreadyLocked {pid} already running as pid {pid} ({})",
+            path.display(),
+            pid = first.pid
+        )
+    );
+    // The refusal changed nothing.
+    assert_eq!(
+        std::fs::read_to_string(&path).unwrap(),
+        format!("{}\n", first.pid)
+    );
+}
+
+#[test]
+fn second_process_starts_once_the_first_releases() {
+    let dir = TempDir::new();
+    let mut first = Holder::spawn();
+    let path = first.acquire(&dir, "worker");
+    assert_eq!(first.ask("release"), "released");
+    assert!(!path.exists());
+    let mut second = Holder::spawn();
+    assert_eq!(second.acquire(&dir, "worker"), path);
+}
+
+#[test]
+fn holder_killed_with_sigkill_leaves_a_file_the_next_acquire_takes() {
+    let dir = TempDir::new();
+    let mut holder = Holder::spawn();
+    let path = holder.acquire(&dir, "worker");
+    let dead = holder.pid;
+    let status = holder.kill_and_wait(Signal::SIGKILL);
+    assert_eq!(status.signal(), Some(Signal::SIGKILL as i32));
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), format!("{dead}\n"));
+
+    let pidfile = PidFile::new("worker").dir(dir.path());
+    assert_eq!(pidfile.check().unwrap(), Status::Stale { pid: Some(dead) });
+    let guard = pidfile.acquire().expect("a stale file is taken over");
+    assert_eq!(
+        std::fs::read_to_string(&path).unwrap(),
+        format!("{}\n", std::process::id())
+    );
+    drop(guard);
+    assert!(!path.exists());
+}
+
+#[test]
+fn sigterm_removes_the_file_and_the_process_dies_of_sigterm() {
+    let dir = TempDir::new();
+    let mut holder = Holder::spawn();
+    let path = holder.acquire(&dir, "worker");
+    let status = holder.kill_and_wait(Signal::SIGTERM);
+    assert_eq!(status.signal(), Some(Signal::SIGTERM as i32));
+    assert!(!path.exists(), "SIGTERM left {path:?} behind");
+}
+
+#[test]
+fn sigterm_with_policy_never_leaves_the_file() {
+    let dir = TempDir::new();
+    let mut holder = Holder::spawn();
+    let answer = holder.ask(&format!("acquire {} worker term=never", dir.arg()));
+    assert!(answer.starts_with("ok "), "{answer}");
+    let status = holder.kill_and_wait(Signal::SIGTERM);
+    assert_eq!(status.signal(), Some(Signal::SIGTERM as i32));
+    assert!(dir.join("worker.pid").exists());
+}
+
+#[test]
+fn sigterm_handler_is_not_installed_over_a_program_s_own_disposition() {
+    let dir = TempDir::new();
+    let mut holder = Holder::spawn();
+    assert_eq!(holder.ask("ignore-sigterm"), "ignoring");
+    let path = holder.acquire(&dir, "worker");
+    // Still ignored: the process answers after the signal was sent.
+    holder.signal(Signal::SIGTERM);
+    assert_eq!(holder.ask("release"), "released");
+    assert!(!path.exists());
+}
+
+#[test]
+fn sigterm_policy_always_replaces_a_program_s_own_disposition() {
+    let dir = TempDir::new();
+    let mut holder = Holder::spawn();
+    assert_eq!(holder.ask("ignore-sigterm"), "ignoring");
+    let answer = holder.ask(&format!("acquire {} worker term=always", dir.arg()));
+    assert!(answer.starts_with("ok "), "{answer}");
+    let status = holder.kill_and_wait(Signal::SIGTERM);
+    assert_eq!(status.signal(), Some(Signal::SIGTERM as i32));
+    assert!(!dir.join("worker.pid").exists());
+}
+
+#[test]
+fn process_exit_removes_the_file() {
+    let dir = TempDir::new();
+    let mut holder = Holder::spawn();
+    let path = holder.acquire(&dir, "worker");
+    let status = holder.end_with("exit 3");
+    assert_eq!(status.code(), Some(3));
+    assert!(!path.exists(), "exit left {path:?} behind");
+}
+
+#[test]
+fn unwinding_panic_removes_the_file() {
+    let dir = TempDir::new();
+    let mut holder = Holder::spawn();
+    let path = holder.acquire(&dir, "worker");
+    let status = holder.end_with("panic");
+    assert_eq!(status.code(), Some(101));
+    assert!(!path.exists(), "a panic left {path:?} behind");
+}
+
+#[test]
+fn abort_leaves_a_stale_file() {
+    let dir = TempDir::new();
+    let mut holder = Holder::spawn();
+    let path = holder.acquire(&dir, "worker");
+    let pid = holder.pid;
+    let status = holder.end_with("abort");
+    assert_eq!(status.signal(), Some(Signal::SIGABRT as i32));
+    let pidfile = PidFile::new("worker").dir(dir.path());
+    assert_eq!(pidfile.check().unwrap(), Status::Stale { pid: Some(pid) });
+    assert!(path.exists());
+}
+
+#[test]
+fn forked_child_exiting_does_not_remove_the_parent_s_file() {
+    let dir = TempDir::new();
+    let mut holder = Holder::spawn();
+    let path = holder.acquire(&dir, "worker");
+    assert_eq!(holder.ask("fork-exit"), "child-exited 0");
+    assert_eq!(
+        std::fs::read_to_string(&path).unwrap(),
+        format!("{}\n", holder.pid)
+    );
+    let pidfile = PidFile::new("worker").dir(dir.path());
+    assert_eq!(
+        pidfile.check().unwrap(),
+        Status::Running {
+            pid: Some(holder.pid)
+        }
+    );
+}
+
+#[test]
+fn forked_child_dropping_its_guards_does_not_remove_the_parent_s_file() {
+    let dir = TempDir::new();
+    let mut holder = Holder::spawn();
+    let path = holder.acquire(&dir, "worker");
+    assert_eq!(holder.ask("fork-drop"), "child-exited 0");
+    assert!(path.exists());
+    // The parent still holds the lock: the child only closed its copy.
+    let refused = PidFile::new("worker")
+        .dir(dir.path())
+        .acquire()
+        .unwrap_err();
+    assert!(
+        matches!(refused, Error::AlreadyLocked { pid: Some(pid), .. } if pid == holder.pid),
+        "{refused}"
+    );
+    assert_eq!(holder.ask("release"), "released");
+    assert!(!path.exists());
+}
+
+#[test]
+fn live_unrelated_pid_older_than_the_file_is_already_running() {
+    let dir = TempDir::new();
+    let bystander = Bystander::spawn();
+    let path = dir.join("worker.pid");
+    std::fs::write(&path, format!("{}\n", bystander.pid())).unwrap();
+
+    let pidfile = PidFile::new("worker").dir(dir.path());
+    let error = pidfile.acquire().unwrap_err();
+    assert!(
+        matches!(&error, Error::AlreadyRunning { pid, .. } if *pid == bystander.pid()),
+        "{error}"
+    );
+    assert_eq!(
+        error.to_string(),
+        format!(
+            "already running as pid {} ({}, written without a lock)",
+            bystander.pid(),
+            path.display()
+        )
+    );
+    assert_eq!(
+        pidfile.check().unwrap(),
+        Status::Running {
+            pid: Some(bystander.pid())
+        }
+    );
+    assert_eq!(
+        std::fs::read_to_string(&path).unwrap(),
+        format!("{}\n", bystander.pid())
+    );
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn live_pid_younger_than_the_file_is_a_reused_pid_and_taken() {
+    let dir = TempDir::new();
+    let path = dir.join("worker.pid");
+    let bystander = Bystander::spawn();
+    std::fs::write(&path, format!("{}\n", bystander.pid())).unwrap();
+    // The file was written an hour before the process started.
+    let an_hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+    std::fs::File::options()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_modified(an_hour_ago)
+        .unwrap();
+
+    let pidfile = PidFile::new("worker").dir(dir.path());
+    assert_eq!(
+        pidfile.check().unwrap(),
+        Status::Stale {
+            pid: Some(bystander.pid())
+        }
+    );
+    let _guard = pidfile.acquire().expect("a reused pid is stale");
+    assert_eq!(
+        std::fs::read_to_string(&path).unwrap(),
+        format!("{}\n", std::process::id())
+    );
+}
+
+#[test]
+fn mode_is_exact_under_any_umask() {
+    for (umask, mode) in [
+        ("000", "644"),
+        ("077", "644"),
+        ("077", "640"),
+        ("000", "600"),
+    ] {
+        let dir = TempDir::new();
+        let mut holder = Holder::spawn();
+        assert_eq!(holder.ask(&format!("umask {umask}")), "umask");
+        let answer = holder.ask(&format!("acquire {} worker mode={mode}", dir.arg()));
+        assert!(answer.starts_with("ok "), "{answer}");
+        let actual = std::fs::metadata(dir.join("worker.pid"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o7777;
+        assert_eq!(
+            actual,
+            u32::from_str_radix(mode, 8).unwrap(),
+            "umask {umask} mode {mode}"
+        );
+    }
+}
+
+#[test]
+fn mode_of_a_stale_file_is_corrected() {
+    let dir = TempDir::new();
+    let path = dir.join("worker.pid");
+    std::fs::write(&path, "").unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let _guard = PidFile::new("worker")
+        .dir(dir.path())
+        .mode(0o644)
+        .acquire()
+        .unwrap();
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o7777;
+    assert_eq!(mode, 0o644);
+}
+
+#[test]
+fn check_reports_each_state() {
+    let dir = TempDir::new();
+    let pidfile = PidFile::new("worker").dir(dir.path());
+    let path = dir.join("worker.pid");
+    assert_eq!(pidfile.check().unwrap(), Status::NotRunning);
+
+    let mut holder = Holder::spawn();
+    holder.acquire(&dir, "worker");
+    assert_eq!(
+        pidfile.check().unwrap(),
+        Status::Running {
+            pid: Some(holder.pid)
+        }
+    );
+    // Another process's view is the same.
+    let mut looker = Holder::spawn();
+    assert_eq!(
+        looker.ask(&format!("check {} worker", dir.arg())),
+        format!("running {}", holder.pid)
+    );
+    let before = std::fs::read(&path).unwrap();
+    let dead = holder.pid;
+    holder.kill_and_wait(Signal::SIGKILL);
+    assert_eq!(pidfile.check().unwrap(), Status::Stale { pid: Some(dead) });
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        before,
+        "check changed the file"
+    );
+
+    std::fs::write(&path, "").unwrap();
+    assert_eq!(pidfile.check().unwrap(), Status::Stale { pid: None });
+
+    std::fs::write(&path, "not a pid\n").unwrap();
+    assert!(matches!(
+        pidfile.check().unwrap_err(),
+        Error::Unreadable { .. }
+    ));
+    assert_eq!(std::fs::read(&path).unwrap(), b"not a pid\n");
+}
+
+#[test]
+fn two_threads_acquiring_one_name_get_one_guard() {
+    let dir = TempDir::new();
+    let pidfile = PidFile::new("worker").dir(dir.path());
+    let barrier = std::sync::Barrier::new(2);
+    let results: Vec<_> = std::thread::scope(|scope| {
+        let threads: Vec<_> = (0..2)
+            .map(|_| {
+                scope.spawn(|| {
+                    barrier.wait();
+                    pidfile.acquire()
+                })
+            })
+            .collect();
+        threads.into_iter().map(|t| t.join().unwrap()).collect()
+    });
+    let (guards, errors): (Vec<_>, Vec<_>) = results.into_iter().partition(Result::is_ok);
+    assert_eq!(guards.len(), 1);
+    let error = errors.into_iter().next().unwrap().unwrap_err();
+    assert!(
+        matches!(error, Error::AlreadyLocked { pid: Some(pid), .. } if pid.as_raw() == std::process::id() as i32),
+        "{error}"
+    );
+}
+
+#[test]
+fn allow_same_pid_gives_a_second_guard_that_does_not_own_the_file() {
+    let dir = TempDir::new();
+    let pidfile = PidFile::new("worker").dir(dir.path()).allow_same_pid(true);
+    let owner = pidfile.acquire().unwrap();
+    let second = pidfile
+        .acquire()
+        .expect("the same process may acquire again");
+    assert!(owner.owns_file());
+    assert!(!second.owns_file());
+    second.release().unwrap();
+    assert!(
+        owner.path().exists(),
+        "the non-owning guard removed the file"
+    );
+    let path = owner.path().to_path_buf();
+    owner.release().unwrap();
+    assert!(!path.exists());
+}
+
+#[test]
+fn allow_same_pid_takes_an_unlocked_file_naming_this_process() {
+    let dir = TempDir::new();
+    let path = dir.join("worker.pid");
+    std::fs::write(&path, format!("{}\n", std::process::id())).unwrap();
+    let refused = PidFile::new("worker")
+        .dir(dir.path())
+        .acquire()
+        .unwrap_err();
+    assert!(matches!(refused, Error::AlreadyRunning { .. }), "{refused}");
+    let guard = PidFile::new("worker")
+        .dir(dir.path())
+        .allow_same_pid(true)
+        .acquire()
+        .unwrap();
+    assert!(guard.owns_file());
+}
