@@ -394,3 +394,27 @@ fn allow_same_pid_takes_an_unlocked_file_naming_this_process() {
         .unwrap();
     assert!(guard.owns_file());
 }
+
+#[test]
+fn for_program_is_named_after_argv0() {
+    let arg0 = std::env::args_os().next().unwrap();
+    let program = std::path::Path::new(&arg0).file_name().unwrap();
+    let dir = TempDir::new();
+    let path = PidFile::for_program().dir(dir.path()).path().unwrap();
+    assert_eq!(
+        path,
+        dir.join(&format!("{}.pid", program.to_str().unwrap()))
+    );
+}
+
+#[test]
+fn guard_can_move_between_threads() {
+    fn send_and_sync<T: Send + Sync>(value: T) -> T {
+        value
+    }
+    let dir = TempDir::new();
+    let guard = send_and_sync(PidFile::new("worker").dir(dir.path()).acquire().unwrap());
+    let path = guard.path().to_path_buf();
+    std::thread::spawn(move || drop(guard)).join().unwrap();
+    assert!(!path.exists());
+}
