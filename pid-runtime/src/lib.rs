@@ -71,6 +71,90 @@ pub use guard::PidFileGuard;
 pub use nix::unistd::{Gid, Pid, Uid};
 pub use pidfile::{PidFile, Status, TermSignal};
 
+/// Holds a pidfile while the function runs: the guard is acquired before the
+/// first statement of the body and released after its value is computed.
+///
+/// ```
+/// #[pid_runtime::pidfile(name = "indexer", force_tmpdir = true)]
+/// fn main() {
+///     // Runs only while this process holds $TMPDIR/indexer.pid.
+/// }
+/// ```
+///
+/// # Arguments
+///
+/// All are optional, in any order.
+///
+/// | argument | takes | default |
+/// | --- | --- | --- |
+/// | `name` | any expression that gives a string | the program's name ([`PidFile::for_program`]) |
+/// | `dir` | any expression that gives a path | a run directory ([`PidFile::dir`]) |
+/// | `mode` | integer literal, at most `0o7777` | `0o644` |
+/// | `uid`, `gid` | integer literal | leave as created |
+/// | `allow_same_pid`, `force_tmpdir`, `enforce_pid_suffix` | `true` or `false` | as [`PidFile`] |
+/// | `term_signal` | `"auto"`, `"always"` or `"never"` | `"auto"` ([`TermSignal`]) |
+/// | `exit_code` | 0 to 255, on `main` only | 1 |
+/// | `crate` | the path of this crate as a string, if renamed | `"::pid_runtime"` |
+///
+/// A string literal given as `name` or `dir` is checked at compile time: an
+/// empty name, or one with `/` or NUL, does not compile.
+///
+/// # When the pidfile is held by someone else
+///
+/// - `fn main`, whatever it returns, prints one line to standard error,
+///   `<program>: already running as pid 4242 (/run/user/1000/indexer.pid)`
+///   (or the error), and exits with `exit_code`.
+/// - Any other function must return a `Result` whose error type converts from
+///   [`Error`] (`std::io::Error`, `Box<dyn std::error::Error>`,
+///   `anyhow::Error`, ...). It returns the error, and acquires again at its
+///   next call, so a scheduler can call it in a loop:
+///
+/// ```
+/// use std::io;
+///
+/// #[pid_runtime::pidfile(name = "nightly-report", force_tmpdir = true)]
+/// fn nightly_report() -> io::Result<u32> {
+///     Ok(42) // runs only while this process holds the pidfile
+/// }
+///
+/// fn main() -> io::Result<()> {
+///     assert_eq!(nightly_report()?, 42);
+///     assert_eq!(nightly_report()?, 42); // released in between
+///
+///     let _held = pid_runtime::PidFile::new("nightly-report").force_tmpdir(true).acquire()?;
+///     let refused = nightly_report().unwrap_err();
+///     assert_eq!(refused.kind(), io::ErrorKind::ResourceBusy);
+///     Ok(())
+/// }
+/// ```
+///
+/// `async fn` works too, with the guard held across the body's `.await`s,
+/// under `#[tokio::main]` in either order. Methods, generics and `unsafe fn`
+/// keep their signatures. A `const fn`, or a function other than `main` that
+/// does not return a `Result`, is a compile error.
+#[cfg(feature = "macros")]
+pub use pid_macros::pidfile;
+
+/// What the `#[pidfile]` expansion uses; not a public API.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::{Error, Gid, PidFile, TermSignal, Uid};
+
+    /// Tells the user why `main` will not run, and exits.
+    pub fn exit_refused(error: &Error, exit_code: i32) -> ! {
+        let program = std::env::args_os()
+            .next()
+            .and_then(|arg0| {
+                std::path::Path::new(&arg0)
+                    .file_name()
+                    .map(|name| name.to_string_lossy().into_owned())
+            })
+            .unwrap_or_else(|| "pidfile".to_string());
+        eprintln!("{program}: {error}");
+        std::process::exit(exit_code)
+    }
+}
+
 #[cfg(doctest)]
 #[doc = include_str!("../../README.md")]
 struct ReadmeExamples;

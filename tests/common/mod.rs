@@ -190,3 +190,32 @@ pub fn dead_pid() -> Pid {
     child.wait().expect("wait for true");
     Pid::from_raw(child.id() as i32)
 }
+
+/// A program from `examples/`, built next to the tests by `cargo test`.
+pub fn example(name: &str) -> Command {
+    let test_binary = std::env::current_exe().expect("own path");
+    let profile_dir = test_binary
+        .parent()
+        .and_then(Path::parent)
+        .expect("tests run from <target>/<profile>/deps");
+    let path = profile_dir.join("examples").join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: build the examples with `cargo test` or `cargo build --examples`",
+        path.display()
+    );
+    Command::new(path)
+}
+
+/// Spawns with piped standard streams and returns the process with the
+/// receiver of its output lines.
+pub fn spawn_piped(mut command: Command) -> (Child, mpsc::Receiver<String>) {
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the program");
+    let lines = read_lines(child.stdout.take().expect("stdout"));
+    (child, lines)
+}

@@ -3,7 +3,7 @@
 //! stale file that the next start takes over.
 //!
 //! ```text
-//! cargo run -p pid-runtime --example demo
+//! cargo run --example demo
 //! ```
 
 use std::io::{BufRead, BufReader, Write};
@@ -20,22 +20,29 @@ fn main() -> ExitCode {
     }
 }
 
-/// One copy of the "daemon": takes the pidfile, says so, and holds it until
-/// its standard input closes.
+/// One copy of the "daemon".
 fn copy(dir: &Path) -> ExitCode {
-    let pidfile = PidFile::new("demo").dir(dir);
-    match pidfile.acquire() {
-        Ok(guard) => {
-            println!("holding {} as pid {}", guard.path().display(), guard.pid());
-            std::io::stdout().flush().ok();
-            let _ = std::io::stdin().read_line(&mut String::new());
-            ExitCode::SUCCESS
-        }
+    match serve(dir) {
+        Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             println!("refused: {error}");
             ExitCode::from(1)
         }
     }
+}
+
+/// Runs only while this process holds `demo.pid`: says so, and holds it
+/// until standard input closes.
+#[pid_runtime::pidfile(name = "demo", dir = dir)]
+fn serve(dir: &Path) -> std::io::Result<()> {
+    println!(
+        "holding {} as pid {}",
+        dir.join("demo.pid").display(),
+        std::process::id()
+    );
+    std::io::stdout().flush()?;
+    std::io::stdin().read_line(&mut String::new())?;
+    Ok(())
 }
 
 fn tour() -> ExitCode {

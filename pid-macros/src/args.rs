@@ -1,0 +1,260 @@
+//! The attribute's arguments: parsed, checked, and gathered into [`Args`].
+
+use proc_macro2::{Span, TokenStream};
+use syn::meta::ParseNestedMeta;
+use syn::parse::Parser;
+use syn::spanned::Spanned;
+use syn::{Expr, ExprLit, Lit, LitStr, Path};
+
+/// A value and where it was written, for errors about it.
+pub(crate) struct WithSpan<T> {
+    pub(crate) value: T,
+    pub(crate) span: Span,
+}
+
+#[derive(Clone, Copy)]
+pub(crate) enum TermSignal {
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(Default)]
+pub(crate) struct Args {
+    pub(crate) name: Option<Expr>,
+    pub(crate) dir: Option<Expr>,
+    pub(crate) mode: Option<u32>,
+    pub(crate) uid: Option<u32>,
+    pub(crate) gid: Option<u32>,
+    pub(crate) allow_same_pid: Option<bool>,
+    pub(crate) force_tmpdir: Option<bool>,
+    pub(crate) enforce_pid_suffix: Option<bool>,
+    pub(crate) term_signal: Option<TermSignal>,
+    pub(crate) exit_code: Option<WithSpan<u8>>,
+    pub(crate) krate: Option<Path>,
+}
+
+impl Args {
+    pub(crate) fn parse(tokens: TokenStream) -> syn::Result<Args> {
+        let mut args = Args::default();
+        syn::meta::parser(|meta| args.set(&meta)).parse2(tokens)?;
+        Ok(args)
+    }
+
+    fn set(&mut self, meta: &ParseNestedMeta<'_>) -> syn::Result<()> {
+        let key = meta
+            .path
+            .get_ident()
+            .map(ToString::to_string)
+            .unwrap_or_default();
+        let Some(example) = example(&key) else {
+            return Err(syn::Error::new_spanned(
+                &meta.path,
+                format!(
+                    "unknown argument `{}`; expected one of {}",
+                    path_text(&meta.path),
+                    listing()
+                ),
+            ));
+        };
+        if !meta.input.peek(syn::Token![=]) {
+            return Err(syn::Error::new_spanned(
+                &meta.path,
+                format!("`{key}` takes a value, like `{key} = {example}`"),
+            ));
+        }
+        let span = meta.path.span();
+        let value: Expr = meta.value()?.parse()?;
+        match key.as_str() {
+            "name" => set_once(&mut self.name, &key, span, name(value)?),
+            "dir" => set_once(&mut self.dir, &key, span, dir(value)?),
+            "mode" => set_once(&mut self.mode, &key, span, mode(&value)?),
+            "uid" => set_once(&mut self.uid, &key, span, id(&key, &value)?),
+            "gid" => set_once(&mut self.gid, &key, span, id(&key, &value)?),
+            "allow_same_pid" => {
+                set_once(&mut self.allow_same_pid, &key, span, boolean(&key, &value)?)
+            }
+            "force_tmpdir" => set_once(&mut self.force_tmpdir, &key, span, boolean(&key, &value)?),
+            "enforce_pid_suffix" => set_once(
+                &mut self.enforce_pid_suffix,
+                &key,
+                span,
+                boolean(&key, &value)?,
+            ),
+            "term_signal" => set_once(&mut self.term_signal, &key, span, term_signal(&value)?),
+            "exit_code" => set_once(&mut self.exit_code, &key, span, exit_code(&value)?),
+            _ => set_once(&mut self.krate, &key, span, crate_path(&value)?),
+        }
+    }
+}
+
+/// The arguments, with an example value each for error messages.
+const KEYS_AND_EXAMPLES: [(&str, &str); 11] = [
+    ("name", "\"worker\""),
+    ("dir", "\"/run/worker\""),
+    ("mode", "0o644"),
+    ("uid", "1000"),
+    ("gid", "1000"),
+    ("allow_same_pid", "true"),
+    ("force_tmpdir", "true"),
+    ("enforce_pid_suffix", "false"),
+    ("term_signal", "\"never\""),
+    ("exit_code", "1"),
+    ("crate", "\"::pid_runtime\""),
+];
+
+fn example(key: &str) -> Option<&'static str> {
+    KEYS_AND_EXAMPLES
+        .iter()
+        .find(|(known, _)| *known == key)
+        .map(|(_, example)| *example)
+}
+
+fn listing() -> String {
+    let keys: Vec<String> = KEYS_AND_EXAMPLES
+        .iter()
+        .map(|(key, _)| format!("`{key}`"))
+        .collect();
+    keys.join(", ")
+}
+
+fn set_once<T>(slot: &mut Option<T>, key: &str, span: Span, value: T) -> syn::Result<()> {
+    if slot.is_some() {
+        return Err(syn::Error::new(span, format!("duplicate argument `{key}`")));
+    }
+    *slot = Some(value);
+    Ok(())
+}
+
+fn path_text(path: &Path) -> String {
+    let segments: Vec<String> = path.segments.iter().map(|s| s.ident.to_string()).collect();
+    segments.join("::")
+}
+
+fn literal(value: &Expr) -> Option<&Lit> {
+    match value {
+        Expr::Lit(ExprLit { lit, .. }) => Some(lit),
+        Expr::Group(group) => literal(&group.expr),
+        _ => None,
+    }
+}
+
+fn string_literal(value: &Expr) -> Option<&LitStr> {
+    match literal(value)? {
+        Lit::Str(text) => Some(text),
+        _ => None,
+    }
+}
+
+/// Any expression; a string literal is checked now, so a typo is a compile
+/// error rather than a failure in production.
+fn name(value: Expr) -> syn::Result<Expr> {
+    if let Some(text) = string_literal(&value) {
+        let reason = match text.value().as_str() {
+            "" => Some("the pidfile name is empty"),
+            "." | ".." => Some("the pidfile name names a directory"),
+            name if name.contains('/') => {
+                Some("the pidfile name contains `/`; give the directory with `dir`")
+            }
+            name if name.contains('\0') => Some("the pidfile name contains a NUL byte"),
+            _ => None,
+        };
+        if let Some(reason) = reason {
+            return Err(syn::Error::new_spanned(text, reason));
+        }
+    }
+    Ok(value)
+}
+
+fn dir(value: Expr) -> syn::Result<Expr> {
+    if let Some(text) = string_literal(&value) {
+        let reason = match text.value().as_str() {
+            "" => Some("the pidfile directory is empty"),
+            dir if dir.contains('\0') => Some("the pidfile directory contains a NUL byte"),
+            _ => None,
+        };
+        if let Some(reason) = reason {
+            return Err(syn::Error::new_spanned(text, reason));
+        }
+    }
+    Ok(value)
+}
+
+fn integer<T>(key: &str, value: &Expr) -> syn::Result<T>
+where
+    T: std::str::FromStr,
+    T::Err: std::fmt::Display,
+{
+    match literal(value) {
+        Some(Lit::Int(int)) => int.base10_parse(),
+        _ => Err(syn::Error::new_spanned(
+            value,
+            format!(
+                "`{key}` takes an integer literal, like `{key} = {}`",
+                example(key).unwrap_or("1")
+            ),
+        )),
+    }
+}
+
+fn mode(value: &Expr) -> syn::Result<u32> {
+    let mode: u32 = integer("mode", value)?;
+    if mode > 0o7777 {
+        return Err(syn::Error::new_spanned(
+            value,
+            "`mode` takes permission bits, at most 0o7777",
+        ));
+    }
+    Ok(mode)
+}
+
+fn id(key: &str, value: &Expr) -> syn::Result<u32> {
+    integer(key, value)
+}
+
+fn exit_code(value: &Expr) -> syn::Result<WithSpan<u8>> {
+    let code: u64 = integer("exit_code", value)?;
+    match u8::try_from(code) {
+        Ok(code) => Ok(WithSpan {
+            value: code,
+            span: value.span(),
+        }),
+        Err(_) => Err(syn::Error::new_spanned(
+            value,
+            "`exit_code` must be between 0 and 255",
+        )),
+    }
+}
+
+fn boolean(key: &str, value: &Expr) -> syn::Result<bool> {
+    match literal(value) {
+        Some(Lit::Bool(flag)) => Ok(flag.value),
+        _ => Err(syn::Error::new_spanned(
+            value,
+            format!("`{key}` takes `true` or `false`"),
+        )),
+    }
+}
+
+fn term_signal(value: &Expr) -> syn::Result<TermSignal> {
+    let policy = string_literal(value).map(LitStr::value);
+    match policy.as_deref() {
+        Some("auto") => Ok(TermSignal::Auto),
+        Some("always") => Ok(TermSignal::Always),
+        Some("never") => Ok(TermSignal::Never),
+        _ => Err(syn::Error::new_spanned(
+            value,
+            "`term_signal` takes \"auto\", \"always\" or \"never\"",
+        )),
+    }
+}
+
+fn crate_path(value: &Expr) -> syn::Result<Path> {
+    match string_literal(value) {
+        Some(path) => path.parse(),
+        None => Err(syn::Error::new_spanned(
+            value,
+            "`crate` takes the path as a string, like `crate = \"::pid_runtime\"`",
+        )),
+    }
+}

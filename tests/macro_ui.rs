@@ -1,0 +1,10 @@
+//! Every accepted form of `#[pidfile]` compiles and runs; every misuse fails
+//! to compile with the error in its `.stderr` snapshot
+//! (`TRYBUILD=overwrite` rewrites the snapshots, which are then read).
+
+#[test]
+fn attribute_forms() {
+    let cases = trybuild::TestCases::new();
+    cases.pass("tests/ui/pass/*.rs");
+    cases.compile_fail("tests/ui/fail/*.rs");
+}

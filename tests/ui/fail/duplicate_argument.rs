@@ -1,0 +1,2 @@
+#[pid_runtime::pidfile(name = "worker", dir = "/run", name = "other")]
+fn main() {}

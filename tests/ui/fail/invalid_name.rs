@@ -1,0 +1,2 @@
+#[pid_runtime::pidfile(name = "../etc/worker")]
+fn main() {}

@@ -1,0 +1,2 @@
+#[pid_runtime::pidfile(allow_same_pid)]
+fn main() {}

@@ -1,0 +1,2 @@
+#[pid_runtime::pidfile(name = "worker", mode = 0o100644)]
+fn main() {}

@@ -1,0 +1,4 @@
+#[pid_runtime::pidfile(name = "worker")]
+struct Worker;
+
+fn main() {}

@@ -1,0 +1,2 @@
+#[pid_runtime::pidfile(nmae = "worker")]
+fn main() {}

@@ -1,0 +1,2 @@
+#[pid_runtime::pidfile(name = "worker", allow_same_pid = "yes")]
+fn main() {}

@@ -1,0 +1,6 @@
+#[pid_runtime::pidfile(name = "ui-async-inner", force_tmpdir = true)]
+#[tokio::main(flavor = "current_thread")]
+async fn main() {
+    tokio::task::yield_now().await;
+    assert!(std::env::temp_dir().join("ui-async-inner.pid").exists());
+}

@@ -1,0 +1,6 @@
+#[tokio::main(flavor = "current_thread")]
+#[pid_runtime::pidfile(name = "ui-async-outer", force_tmpdir = true)]
+async fn main() {
+    tokio::task::yield_now().await;
+    assert!(std::env::temp_dir().join("ui-async-outer.pid").exists());
+}
