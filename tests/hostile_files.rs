@@ -228,3 +228,191 @@ fn empty_file_is_taken() {
         format!("{}\n", std::process::id())
     );
 }
+
+/// Contents that are not a process id, and files that are not pidfiles:
+/// each gives its error from `acquire()` and `check()`, and stays exactly as
+/// it was.
+#[test]
+fn table_of_bad_contents_and_kinds() {
+    let contents: Vec<(&str, Vec<u8>)> = vec![
+        ("text", b"hello\n".to_vec()),
+        ("zero", b"0\n".to_vec()),
+        ("minus one", b"-1\n".to_vec()),
+        ("plus sign", b"+5\n".to_vec()),
+        ("leading zeros", b"0042\n".to_vec()),
+        ("20 digits", b"12345678901234567890\n".to_vec()),
+        ("above i32", b"2147483648\n".to_vec()),
+        ("1 MiB of digits", vec![b'7'; 1 << 20]),
+        ("NUL bytes", b"\0\0\0\0".to_vec()),
+        ("NUL inside", b"12\x0034\n".to_vec()),
+        ("invalid UTF-8", b"\xff\xfe\xfd\n".to_vec()),
+        ("hex", b"0x2a\n".to_vec()),
+        ("two numbers", b"42 43\n".to_vec()),
+    ];
+    let mut cases = 0;
+    for (label, content) in contents {
+        let dir = TempDir::new();
+        std::fs::write(dir.join("worker.pid"), &content).unwrap();
+        eprintln!("case: {label}");
+        assert_refused_untouched(&dir, is_unreadable);
+        cases += 1;
+    }
+
+    type Make = fn(&TempDir);
+    let kinds: Vec<(&str, Make, FileKind)> = vec![
+        (
+            "symlink to a file",
+            |dir| {
+                std::fs::write(dir.join("target"), "1\n").unwrap();
+                symlink(dir.join("target"), dir.join("worker.pid")).unwrap();
+            },
+            FileKind::Symlink,
+        ),
+        (
+            "dangling symlink",
+            |dir| {
+                symlink(dir.join("missing"), dir.join("worker.pid")).unwrap();
+            },
+            FileKind::Symlink,
+        ),
+        (
+            "symlink to a directory",
+            |dir| {
+                std::fs::create_dir(dir.join("elsewhere")).unwrap();
+                symlink(dir.join("elsewhere"), dir.join("worker.pid")).unwrap();
+            },
+            FileKind::Symlink,
+        ),
+        (
+            "/dev/null through a symlink",
+            |dir| {
+                symlink("/dev/null", dir.join("worker.pid")).unwrap();
+            },
+            FileKind::Symlink,
+        ),
+        (
+            "FIFO",
+            |dir| {
+                nix::unistd::mkfifo(
+                    &dir.join("worker.pid"),
+                    nix::sys::stat::Mode::from_bits_truncate(0o644),
+                )
+                .unwrap();
+            },
+            FileKind::Fifo,
+        ),
+        (
+            "directory",
+            |dir| std::fs::create_dir(dir.join("worker.pid")).unwrap(),
+            FileKind::Directory,
+        ),
+        (
+            "socket",
+            |dir| {
+                // The socket file outlives the listener.
+                drop(std::os::unix::net::UnixListener::bind(dir.join("worker.pid")).unwrap());
+            },
+            FileKind::Socket,
+        ),
+        (
+            "hard link",
+            |dir| {
+                std::fs::write(dir.join("other"), "").unwrap();
+                std::fs::hard_link(dir.join("other"), dir.join("worker.pid")).unwrap();
+            },
+            FileKind::HardLink { links: 2 },
+        ),
+    ];
+    for (label, make, kind) in kinds {
+        let dir = TempDir::new();
+        make(&dir);
+        eprintln!("case: {label}");
+        assert_refused_untouched(&dir, is_not_regular(kind));
+        cases += 1;
+    }
+    assert!(cases >= 20, "{cases} cases");
+}
+
+/// A line ending in CRLF is read like one ending in LF: a live pid there is
+/// a running program, and the file is left alone.
+#[test]
+fn crlf_line_naming_a_live_process_is_already_running() {
+    let dir = TempDir::new();
+    let bystander = common::Bystander::spawn();
+    let path = dir.join("worker.pid");
+    std::fs::write(&path, format!("{}\r\n", bystander.pid())).unwrap();
+    let before = snapshot(&path);
+    let pidfile = PidFile::new("worker").dir(dir.path());
+    let error = pidfile.acquire().unwrap_err();
+    assert!(
+        matches!(&error, Error::AlreadyRunning { pid, .. } if *pid == bystander.pid()),
+        "{error}"
+    );
+    assert_eq!(
+        pidfile.check().unwrap(),
+        pid_runtime::Status::Running {
+            pid: Some(bystander.pid())
+        }
+    );
+    assert_eq!(snapshot(&path), before);
+}
+
+/// An unwritable directory is an error naming it; a read-only directory
+/// holding a writable stale file is taken, and the file that cannot be
+/// removed is reported by `release()`. Run as an unprivileged user, since
+/// root may write anywhere.
+#[test]
+fn directories_the_user_cannot_write() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+    let dir = TempDir::new();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let unprivileged = nix::unistd::geteuid().is_root();
+    let spawn = || {
+        common::Holder::spawn_with(|command| {
+            if unprivileged {
+                command.uid(65534).gid(65534);
+            }
+        })
+    };
+    let sealed = dir.join("sealed");
+    std::fs::create_dir(&sealed).unwrap();
+    std::fs::set_permissions(&sealed, std::fs::Permissions::from_mode(0o555)).unwrap();
+    let mut holder = spawn();
+    let answer = holder.ask(&format!("acquire {} worker", sealed.display()));
+    assert!(
+        answer.starts_with(&format!(
+            "err Io - cannot open {}: Permission denied",
+            sealed.join("worker.pid").display()
+        )),
+        "{answer}"
+    );
+
+    let read_only = dir.join("read-only");
+    std::fs::create_dir(&read_only).unwrap();
+    let stale = read_only.join("worker.pid");
+    std::fs::write(&stale, format!("{}\n", common::dead_pid())).unwrap();
+    if unprivileged {
+        let nobody = Some(nix::unistd::Uid::from_raw(65534));
+        nix::unistd::chown(&stale, nobody, Some(nix::unistd::Gid::from_raw(65534))).unwrap();
+    }
+    std::fs::set_permissions(&read_only, std::fs::Permissions::from_mode(0o555)).unwrap();
+    let mut holder = spawn();
+    let answer = holder.ask(&format!("acquire {} worker", read_only.display()));
+    assert!(
+        answer.starts_with(&format!("ok {} ", holder.pid)),
+        "{answer}"
+    );
+    let answer = holder.ask("release");
+    assert!(
+        answer.starts_with(&format!(
+            "err Io - cannot remove {}: Permission denied",
+            stale.display()
+        )),
+        "{answer}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&stale).unwrap(),
+        format!("{}\n", holder.pid)
+    );
+}
