@@ -416,3 +416,25 @@ fn directories_the_user_cannot_write() {
         format!("{}\n", holder.pid)
     );
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::test_runner::Config {
+        cases: std::env::var("PROPTEST_CASES").ok().and_then(|n| n.parse().ok()).unwrap_or(256),
+        ..proptest::test_runner::Config::default()
+    })]
+
+    /// `check()` on arbitrary contents answers without panicking, reports
+    /// text that is not a pid as `Unreadable`, and never changes the file.
+    #[test]
+    fn check_on_arbitrary_contents_changes_nothing(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..200)) {
+        let dir = TempDir::new();
+        let path = dir.join("worker.pid");
+        std::fs::write(&path, &bytes).unwrap();
+        let before = snapshot(&path);
+        match PidFile::new("worker").dir(dir.path()).check() {
+            Ok(_) | Err(Error::Unreadable { .. }) => {}
+            Err(other) => proptest::prop_assert!(false, "unexpected {other}"),
+        }
+        proptest::prop_assert_eq!(snapshot(&path), before);
+    }
+}

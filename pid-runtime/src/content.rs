@@ -135,6 +135,31 @@ mod tests {
         assert_eq!(parse(&digits, true), Content::Invalid);
     }
 
+    proptest::proptest! {
+        /// Whatever the bytes, the parser answers, and a pid it returns is
+        /// positive and is exactly the trimmed first line.
+        #[test]
+        fn any_bytes_are_judged_without_panic(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..=HEAD_LEN + 1)) {
+            let whole = bytes.len() <= HEAD_LEN;
+            let head = &bytes[..bytes.len().min(HEAD_LEN)];
+            if let Content::Pid(pid) = parse(head, whole) {
+                proptest::prop_assert!(pid.as_raw() > 0);
+                let line = head.split(|&b| b == b'\n').next().unwrap().trim_ascii();
+                let written = pid.to_string();
+                proptest::prop_assert_eq!(line, written.as_bytes());
+            }
+            let _ = excerpt(head);
+        }
+
+        /// Every pid in range survives a write and a read, however it is
+        /// padded.
+        #[test]
+        fn every_pid_round_trips(raw in 1..=i32::MAX, padding in "[ \t]{0,3}", ending in "(\n|\r\n|)") {
+            let text = format!("{padding}{raw}{padding}{ending}");
+            proptest::prop_assert_eq!(parse(text.as_bytes(), true), pid(raw));
+        }
+    }
+
     #[test]
     fn excerpt_is_the_first_line_cut_short() {
         assert_eq!(excerpt(b"hello\nworld"), "hello");
