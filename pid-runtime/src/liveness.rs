@@ -7,7 +7,7 @@ use nix::unistd::Pid;
 /// What became of the process a pidfile names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Liveness {
-    /// No such process, or only its zombie.
+    /// No such process, one that is exiting, or only its zombie.
     Dead,
     /// A process with that id started after the file was last written, so it
     /// cannot have written it: the id was reused.
@@ -29,14 +29,16 @@ pub(crate) fn judge(pid: Pid, written: f64) -> Liveness {
         return Liveness::Dead;
     }
     match started_at(pid) {
-        Some(Started::Zombie) => Liveness::Dead,
+        Some(Started::Ending) => Liveness::Dead,
         Some(Started::At(start)) if start > written + START_TIME_SLACK_SECS => Liveness::Reused,
         Some(Started::At(_)) | None => Liveness::Alive,
     }
 }
 
 enum Started {
-    Zombie,
+    /// Exiting or a zombie: a holder killed an instant ago has closed its
+    /// files, so the lock is free, but is not yet gone from the table.
+    Ending,
     /// Seconds since the epoch.
     At(f64),
 }
@@ -48,9 +50,9 @@ fn started_at(pid: Pid) -> Option<Started> {
     static BOOT_TIME_AND_TICKS: OnceLock<Option<(u64, u64)>> = OnceLock::new();
 
     let stat = std::fs::read(format!("/proc/{pid}/stat")).ok()?;
-    let (state, start_ticks) = parse_proc_stat(&stat)?;
-    if matches!(state, b'Z' | b'X' | b'x') {
-        return Some(Started::Zombie);
+    let fields = parse_proc_stat(&stat)?;
+    if matches!(fields.state, b'Z' | b'X' | b'x') || fields.flags & PF_EXITING != 0 {
+        return Some(Started::Ending);
     }
     let (boot_time, ticks_per_sec) = (*BOOT_TIME_AND_TICKS.get_or_init(|| {
         let boot_time = parse_boot_time(&std::fs::read("/proc/stat").ok()?)?;
@@ -58,7 +60,7 @@ fn started_at(pid: Pid) -> Option<Started> {
         Some((boot_time, u64::try_from(ticks).ok().filter(|&t| t > 0)?))
     }))?;
     Some(Started::At(
-        boot_time as f64 + start_ticks as f64 / ticks_per_sec as f64,
+        boot_time as f64 + fields.start_ticks as f64 / ticks_per_sec as f64,
     ))
 }
 
@@ -67,18 +69,37 @@ fn started_at(_pid: Pid) -> Option<Started> {
     None
 }
 
-/// The state (field 3) and start time in clock ticks after boot (field 22) of
-/// a `/proc/<pid>/stat` line. The command name (field 2) may hold spaces and
+/// The kernel's flag for a task that has begun to exit (`PF_EXITING`).
+const PF_EXITING: u64 = 0x4;
+
+#[derive(Debug, PartialEq, Eq)]
+struct ProcStat {
+    /// Field 3.
+    state: u8,
+    /// Field 9, the kernel's task flags.
+    flags: u64,
+    /// Field 22, clock ticks after boot.
+    start_ticks: u64,
+}
+
+/// The fields of a `/proc/<pid>/stat` line that tell whether it is ending and
+/// when it started. The command name (field 2) may hold spaces and
 /// parentheses, so fields are counted from the last `)`.
 #[cfg_attr(not(any(target_os = "linux", target_os = "android")), allow(dead_code))]
-fn parse_proc_stat(line: &[u8]) -> Option<(u8, u64)> {
+fn parse_proc_stat(line: &[u8]) -> Option<ProcStat> {
     let after_name = &line[line.iter().rposition(|&byte| byte == b')')? + 1..];
     let mut fields = after_name
         .split(|byte| byte.is_ascii_whitespace())
         .filter(|field| !field.is_empty());
+    let number = |field: &[u8]| std::str::from_utf8(field).ok()?.parse::<u64>().ok();
     let state = *fields.next()?.first()?;
-    let start_ticks = fields.nth(18)?;
-    Some((state, std::str::from_utf8(start_ticks).ok()?.parse().ok()?))
+    let flags = number(fields.nth(5)?)?;
+    let start_ticks = number(fields.nth(12)?)?;
+    Some(ProcStat {
+        state,
+        flags,
+        start_ticks,
+    })
 }
 
 /// The `btime` line of `/proc/stat`: boot time in seconds since the epoch.
@@ -97,7 +118,14 @@ mod tests {
     #[test]
     fn proc_stat_fields_are_counted_from_the_last_parenthesis() {
         let line = b"4242 (we(ird) name) S 1 4242 4242 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 987654 1000 10 18446744073709551615";
-        assert_eq!(parse_proc_stat(line), Some((b'S', 987654)));
+        assert_eq!(
+            parse_proc_stat(line),
+            Some(ProcStat {
+                state: b'S',
+                flags: 4194560,
+                start_ticks: 987654
+            })
+        );
         assert_eq!(parse_proc_stat(b"4242 (x) Z 1"), None);
         assert_eq!(parse_proc_stat(b"no parenthesis"), None);
     }

@@ -22,11 +22,11 @@ def main():
         print(error, file=sys.stderr)
         return 2
     log = os.open(os.path.join(piddir, "log"), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    me = os.getpid()
-    os.write(log, b"+%d\n" % me)
+    me = b"%d.%d" % (os.getpid(), time.time_ns())  # pids wrap around in a long run
+    os.write(log, b"+%s\n" % me)
     if hold_us:
         time.sleep(hold_us / 1e6)
-    os.write(log, b"-%d\n" % me)
+    os.write(log, b"-%s\n" % me)
     pidfile.close()
     return 0
 

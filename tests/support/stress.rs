@@ -308,8 +308,12 @@ fn hold_in_a_loop(dir: &Path, cycles: usize, hold: Duration, tally: &mut Tally) 
 }
 
 /// One attempt in a process of its own, which exits right after releasing.
+/// It logs its pid with its start time: pids wrap around in a long run.
 fn attempt(dir: &Path, hold: Duration) -> ExitCode {
-    let me = std::process::id();
+    let started = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_nanos());
+    let me = format!("{}.{started}", std::process::id());
     match PidFile::new(NAME).dir(dir).acquire() {
         Ok(guard) => {
             let mut log = open_log(dir);
