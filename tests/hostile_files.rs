@@ -368,8 +368,10 @@ fn directories_the_user_cannot_write() {
     let dir = TempDir::new();
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     let unprivileged = nix::unistd::geteuid().is_root();
+    let program = dir.join("pidfile-holder");
+    std::fs::copy(env!("CARGO_BIN_EXE_pidfile-holder"), &program).unwrap();
     let spawn = || {
-        common::Holder::spawn_with(|command| {
+        common::Holder::spawn_program(&program, |command| {
             if unprivileged {
                 command.uid(65534).gid(65534);
             }

@@ -59,7 +59,13 @@ impl Holder {
     }
 
     pub fn spawn_with(configure: impl FnOnce(&mut Command)) -> Holder {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_pidfile-holder"));
+        Holder::spawn_program(Path::new(env!("CARGO_BIN_EXE_pidfile-holder")), configure)
+    }
+
+    /// Runs a copy of the helper at `program`: another user may not be able
+    /// to reach the build directory.
+    pub fn spawn_program(program: &Path, configure: impl FnOnce(&mut Command)) -> Holder {
+        let mut command = Command::new(program);
         command
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
