@@ -142,13 +142,8 @@ pub mod __private {
 
     /// Tells the user why `main` will not run, and exits.
     pub fn exit_refused(error: &Error, exit_code: i32) -> ! {
-        let program = std::env::args_os()
-            .next()
-            .and_then(|arg0| {
-                std::path::Path::new(&arg0)
-                    .file_name()
-                    .map(|name| name.to_string_lossy().into_owned())
-            })
+        let program = crate::path::program_name()
+            .map(|name| name.to_string_lossy().into_owned())
             .unwrap_or_else(|| "pidfile".to_string());
         eprintln!("{program}: {error}");
         std::process::exit(exit_code)

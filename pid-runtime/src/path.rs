@@ -39,6 +39,14 @@ pub(crate) fn file_name(name: &OsStr, enforce_suffix: bool) -> Result<OsString, 
     Ok(file_name)
 }
 
+/// The file name of `argv[0]`: the name a program is known by.
+pub(crate) fn program_name() -> Option<OsString> {
+    let arg0 = std::env::args_os().next()?;
+    std::path::Path::new(&arg0)
+        .file_name()
+        .map(ToOwned::to_owned)
+}
+
 /// The directory used when none is given: the first of the usual run
 /// directories that the effective user can write and search, else the
 /// temporary directory.

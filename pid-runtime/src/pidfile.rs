@@ -127,11 +127,7 @@ impl PidFile {
     /// A pidfile named after this program: the file name of `argv[0]`, as
     /// Python `pid` does.
     pub fn for_program() -> PidFile {
-        let name = std::env::args_os()
-            .next()
-            .and_then(|arg0| Path::new(&arg0).file_name().map(ToOwned::to_owned))
-            .unwrap_or_default();
-        PidFile::new(name)
+        PidFile::new(path::program_name().unwrap_or_default())
     }
 
     /// The directory to keep the file in; created when missing. A relative
