@@ -55,7 +55,6 @@ struct Options {
 
 #[derive(Default)]
 struct Tally {
-    holds: u64,
     refused: u64,
     errors: u64,
     killed: u64,
@@ -104,7 +103,6 @@ fn main() -> ExitCode {
     let mut tally = Tally::default();
     for worker in workers {
         let report = finish(worker, &mut tally.errors);
-        tally.holds += field(&report, "holds");
         tally.refused += field(&report, "refused");
         tally.errors += field(&report, "errors");
         tally.killed += field(&report, "killed");
@@ -247,7 +245,7 @@ fn worker(args: &[String]) -> ExitCode {
             }
             let status = child.wait().expect("wait for an attempt");
             match (status.code(), status.signal()) {
-                (Some(HELD), _) => tally.holds += 1,
+                (Some(HELD), _) => {}
                 (Some(REFUSED), _) => tally.refused += 1,
                 (_, Some(9)) => tally.killed += 1,
                 _ => tally.errors += 1,
@@ -255,8 +253,8 @@ fn worker(args: &[String]) -> ExitCode {
         }
     }
     println!(
-        "holds={} refused={} errors={} killed={}",
-        tally.holds, tally.refused, tally.errors, tally.killed
+        "refused={} errors={} killed={}",
+        tally.refused, tally.errors, tally.killed
     );
     ExitCode::SUCCESS
 }
@@ -299,7 +297,6 @@ fn hold_in_a_loop(dir: &Path, cycles: usize, hold: Duration, tally: &mut Tally) 
             std::thread::sleep(hold);
         }
         log_line(&mut log, &format!("-{me}\n"));
-        tally.holds += 1;
         if let Err(error) = guard.release() {
             tally.errors += 1;
             report_error(tally.errors, &error);
