@@ -12,7 +12,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 
-use common::{read_lines, Holder, TempDir, ANSWER_TIMEOUT};
+use common::{read_lines, within_timeout, Holder, TempDir, ANSWER_TIMEOUT};
+use nix::fcntl::{Flock, FlockArg};
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 use pid_runtime::{Error, PidFile, Status};
@@ -161,6 +162,9 @@ fn python_pid_killed_leaves_a_file_we_take_over() {
     let peer = Peer::spawn(python_peer("hold", &dir, "job"));
     peer.locked();
     peer.kill_group();
+    // flock(1) is reaped, but the shell it started shares the lock and may
+    // still be dying: wait for the kernel to drop the lock, not for a time.
+    wait_until_unlocked(&dir.join("job.pid"));
     takes_over_stale_file(&dir, "job");
 }
 
@@ -203,6 +207,13 @@ fn flock_holder(path: &Path, write_pid: bool) -> Command {
     command
 }
 
+/// Blocks until no process holds the lock on `path`.
+fn wait_until_unlocked(path: &Path) {
+    let file = std::fs::File::open(path).expect("open the peer's file");
+    within_timeout(move || Flock::lock(file, FlockArg::LockShared).map_err(|(_, errno)| errno))
+        .expect("wait for the lock");
+}
+
 #[test]
 fn flock_holding_refuses_us_with_the_pid_it_wrote() {
     let dir = TempDir::new();
@@ -240,6 +251,9 @@ fn flock_killed_leaves_a_file_we_take_over() {
     let peer = Peer::spawn(flock_holder(&dir.join("job.pid"), true));
     peer.locked();
     peer.kill_group();
+    // flock(1) is reaped, but the shell it started shares the lock and may
+    // still be dying: wait for the kernel to drop the lock, not for a time.
+    wait_until_unlocked(&dir.join("job.pid"));
     takes_over_stale_file(&dir, "job");
 }
 
@@ -326,6 +340,9 @@ fn bsd_pidfile_killed_leaves_a_file_we_take_over() {
     let peer = Peer::spawn(bsd_peer(&binary, "hold", &dir.join("job.pid")));
     peer.locked();
     peer.kill_group();
+    // flock(1) is reaped, but the shell it started shares the lock and may
+    // still be dying: wait for the kernel to drop the lock, not for a time.
+    wait_until_unlocked(&dir.join("job.pid"));
     takes_over_stale_file(&dir, "job");
 }
 
