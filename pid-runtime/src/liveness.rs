@@ -31,7 +31,11 @@ pub(crate) fn judge(pid: Pid, written: f64) -> Liveness {
     match started_at(pid) {
         Some(Started::Ending) => Liveness::Dead,
         Some(Started::At(start)) if start > written + START_TIME_SLACK_SECS => Liveness::Reused,
-        Some(Started::At(_)) | None => Liveness::Alive,
+        Some(Started::At(_)) => Liveness::Alive,
+        // Nothing to read: no /proc here, or the process was reaped since the
+        // first look. Only a second look tells these apart.
+        None if kill(pid, None) == Err(Errno::ESRCH) => Liveness::Dead,
+        None => Liveness::Alive,
     }
 }
 
