@@ -1,0 +1,3 @@
+//! An empty program: the baseline for `startup-attribute`.
+
+fn main() {}
