@@ -418,3 +418,64 @@ fn guard_can_move_between_threads() {
     std::thread::spawn(move || drop(guard)).join().unwrap();
     assert!(!path.exists());
 }
+
+#[test]
+fn set_pid_records_another_process_with_the_write_rules_of_acquire() {
+    let dir = TempDir::new();
+    let pidfile = PidFile::new("job").dir(dir.path());
+    let mut guard = pidfile.acquire().unwrap();
+    let path = guard.path().to_path_buf();
+    let child = Bystander::spawn();
+
+    guard.set_pid(child.pid()).unwrap();
+    assert_eq!(guard.pid(), child.pid());
+    assert_eq!(
+        std::fs::read_to_string(&path).unwrap(),
+        format!("{}\n", child.pid())
+    );
+    assert_eq!(
+        pidfile.check().unwrap(),
+        Status::Running {
+            pid: Some(child.pid())
+        }
+    );
+    // Another process is refused with the recorded id.
+    let mut other = Holder::spawn();
+    let answer = other.ask(&format!("acquire {} job", dir.arg()));
+    assert!(
+        answer.starts_with(&format!("err AlreadyLocked {} ", child.pid())),
+        "{answer}"
+    );
+
+    // A shorter id leaves no tail of the longer one behind.
+    guard.set_pid(nix::unistd::Pid::from_raw(1)).unwrap();
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), "1\n");
+
+    guard.release().unwrap();
+    assert!(!path.exists());
+}
+
+#[test]
+fn set_pid_refuses_a_group_id_and_a_guard_that_does_not_own_the_file() {
+    let dir = TempDir::new();
+    let pidfile = PidFile::new("job").dir(dir.path()).allow_same_pid(true);
+    let mut owner = pidfile.acquire().unwrap();
+    let path = owner.path().to_path_buf();
+    let written = std::fs::read_to_string(&path).unwrap();
+
+    for pid in [0, -1] {
+        let error = owner.set_pid(nix::unistd::Pid::from_raw(pid)).unwrap_err();
+        assert!(
+            matches!(&error, Error::InvalidPid { pid: p, .. } if p.as_raw() == pid),
+            "{error:?}"
+        );
+        assert!(error.to_string().contains(&path.display().to_string()));
+    }
+    let mut sharer = pidfile.acquire().unwrap();
+    assert!(!sharer.owns_file());
+    let error = sharer
+        .set_pid(nix::unistd::Pid::from_raw(std::process::id() as i32 + 1))
+        .unwrap_err();
+    assert!(matches!(error, Error::Io { .. }), "{error:?}");
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), written);
+}

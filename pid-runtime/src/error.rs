@@ -79,6 +79,17 @@ pub enum Error {
         kind: FileKind,
     },
 
+    /// [`PidFileGuard::set_pid`](crate::PidFileGuard::set_pid) was given an id
+    /// that is not positive: zero and negative ids name process groups.
+    #[error("cannot record pid {pid} in {}: only a positive id names one process", .path.display())]
+    #[non_exhaustive]
+    InvalidPid {
+        /// The pidfile.
+        path: PathBuf,
+        /// The id as given.
+        pid: Pid,
+    },
+
     /// The pidfile's directory exists but is not a directory.
     #[error("{} is not a directory", .path.display())]
     #[non_exhaustive]
@@ -139,6 +150,7 @@ impl Error {
             | Error::Unreadable { path, .. }
             | Error::NotARegularFile { path, .. }
             | Error::NotADirectory { path }
+            | Error::InvalidPid { path, .. }
             | Error::Io { path, .. } => Some(path),
             Error::InvalidName { .. } | Error::InvalidMode { .. } => None,
         }
@@ -155,7 +167,7 @@ impl Error {
 
 /// Converts into an [`io::Error`] whose message is this error's and whose kind
 /// says what went wrong: `ResourceBusy` for a running holder, `InvalidInput` for
-/// a bad name or mode, `InvalidData` for a file that is not a pidfile,
+/// a bad name, mode or pid, `InvalidData` for a file that is not a pidfile,
 /// `NotADirectory`, or the kind of the underlying system error.
 impl From<Error> for io::Error {
     fn from(error: Error) -> io::Error {
@@ -163,7 +175,9 @@ impl From<Error> for io::Error {
             Error::AlreadyLocked { .. } | Error::AlreadyRunning { .. } => {
                 io::ErrorKind::ResourceBusy
             }
-            Error::InvalidName { .. } | Error::InvalidMode { .. } => io::ErrorKind::InvalidInput,
+            Error::InvalidName { .. } | Error::InvalidMode { .. } | Error::InvalidPid { .. } => {
+                io::ErrorKind::InvalidInput
+            }
             Error::Unreadable { .. } | Error::NotARegularFile { .. } => io::ErrorKind::InvalidData,
             Error::NotADirectory { .. } => io::ErrorKind::NotADirectory,
             Error::Io { error, .. } => error.kind(),

@@ -1,10 +1,11 @@
 use std::fmt;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use nix::unistd::Pid;
 
 use crate::cleanup::{self, Registration};
+use crate::pidfile::write_pid_at_start;
 use crate::process::current_pid;
 use crate::Error;
 
@@ -43,6 +44,8 @@ pub struct PidFileGuard {
 struct Held {
     file: OwnedFd,
     registration: Registration,
+    /// How many bytes the file holds: what was last written to it.
+    len: u64,
 }
 
 impl PidFileGuard {
@@ -51,11 +54,16 @@ impl PidFileGuard {
         pid: Pid,
         file: OwnedFd,
         registration: Registration,
+        len: u64,
     ) -> PidFileGuard {
         PidFileGuard {
             path,
             pid,
-            held: Some(Held { file, registration }),
+            held: Some(Held {
+                file,
+                registration,
+                len,
+            }),
         }
     }
 
@@ -74,9 +82,66 @@ impl PidFileGuard {
         &self.path
     }
 
-    /// The process id written in the file.
+    /// The process id written in the file: this process's, unless
+    /// [`set_pid`](Self::set_pid) recorded another.
     pub fn pid(&self) -> Pid {
         self.pid
+    }
+
+    /// Records another process's id in the held file, such as a child that
+    /// this process started and supervises: the process that
+    /// `kill $(cat file)` or a service manager must reach.
+    ///
+    /// The write follows the rules of [`acquire`](crate::PidFile::acquire):
+    /// one write of `"<pid>\n"` at offset 0, then a truncate only when the old
+    /// content was longer, so a reader of the first line sees the old id or
+    /// the new one, never a mix. The lock and the duty to remove the file stay
+    /// with this process and this guard.
+    ///
+    /// While the file names a process other than its holder, a holder that dies
+    /// without removing it leaves a file that names a live process as long as
+    /// that process lives: [`acquire`](crate::PidFile::acquire) refuses it with
+    /// [`Error::AlreadyRunning`], which is what a supervised child that
+    /// outlived its supervisor calls for.
+    ///
+    /// ```
+    /// use pid_runtime::{PidFile, Status};
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let dir = std::env::temp_dir().join(format!("pid-doc-set-pid-{}", std::process::id()));
+    /// let pidfile = PidFile::new("job").dir(&dir);
+    /// let mut guard = pidfile.acquire()?;
+    /// let child = std::process::Command::new("sleep").arg("10").spawn()?;
+    /// let child_pid = pid_runtime::Pid::from_raw(child.id() as i32);
+    /// guard.set_pid(child_pid)?;
+    /// assert_eq!(std::fs::read_to_string(guard.path())?, format!("{child_pid}\n"));
+    /// assert_eq!(pidfile.check()?, Status::Running { pid: Some(child_pid) });
+    /// # let mut child = child; child.kill()?; child.wait()?;
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] when the write fails, or when this guard does not own the
+    /// file (see [`owns_file`](Self::owns_file)): the guard that owns it must
+    /// record the id. A pid that is not positive is [`Error::InvalidPid`].
+    pub fn set_pid(&mut self, pid: Pid) -> Result<(), Error> {
+        if pid.as_raw() <= 0 {
+            return Err(Error::InvalidPid {
+                path: self.path.clone(),
+                pid,
+            });
+        }
+        let Some(held) = self.held.as_mut() else {
+            return Err(Error::Io {
+                path: self.path.clone(),
+                operation: "record a pid in",
+                error: std::io::Error::other("another guard of this process owns the file"),
+            });
+        };
+        held.len = write_pid_at_start(&self.path, held.file.as_fd(), held.len, pid)?;
+        self.pid = pid;
+        Ok(())
     }
 
     /// Whether this guard removes the file when released. False for the extra

@@ -265,8 +265,8 @@ impl PidFile {
             if stat.st_size > 0 {
                 self.judge_old_content(path, file.as_fd(), &stat, me)?;
             }
-            self.write_pid(path, file.as_fd(), &stat, me)?;
-            return Ok(self.hold(path, me, file, &stat));
+            let len = self.write_pid(path, file.as_fd(), &stat, me)?;
+            return Ok(self.hold(path, me, file, &stat, len));
         }
         Err(Error::Io {
             path: path.clone(),
@@ -296,17 +296,15 @@ impl PidFile {
         }
     }
 
-    /// Sets mode and owner on the descriptor, then writes `"<pid>\n"` in one
-    /// write at offset 0. The file is not emptied first: truncating to zero
-    /// makes some file systems flush on close, and a reader of the first line
-    /// sees either the old pid or the new one. Longer old content is cut after.
+    /// Sets mode and owner on the descriptor, then writes `"<pid>\n"`;
+    /// returns the length written.
     fn write_pid(
         &self,
         path: &Path,
         file: BorrowedFd<'_>,
         stat: &FileStat,
         pid: Pid,
-    ) -> Result<(), Error> {
+    ) -> Result<u64, Error> {
         // mode_t is 16 bits wide on some systems.
         #[allow(clippy::unnecessary_cast)]
         let current_mode = stat.st_mode as u32 & 0o7777;
@@ -320,10 +318,11 @@ impl PidFile {
         if uid.is_some() || gid.is_some() {
             nix::unistd::fchown(file, uid, gid).map_err(|error| Error::io(path, "chown", error))?;
         }
-        write_pid_at_start(path, file, stat, pid)
+        // st_size is never negative.
+        write_pid_at_start(path, file, stat.st_size.max(0) as u64, pid)
     }
 
-    fn hold(&self, path: &Path, me: Pid, file: OwnedFd, stat: &FileStat) -> PidFileGuard {
+    fn hold(&self, path: &Path, me: Pid, file: OwnedFd, stat: &FileStat, len: u64) -> PidFileGuard {
         let entry = Entry {
             // The name was checked for NUL; a directory given with one could
             // not have been opened.
@@ -333,7 +332,7 @@ impl PidFile {
             pid: me.as_raw(),
         };
         let registration = cleanup::register(entry, self.term_signal);
-        PidFileGuard::owning(path.to_path_buf(), me, file, registration)
+        PidFileGuard::owning(path.to_path_buf(), me, file, registration, len)
     }
 
     /// Looks at the pidfile and says what [`acquire`](Self::acquire) would
@@ -429,13 +428,18 @@ fn recorded_pid(path: &Path, file: BorrowedFd<'_>) -> Result<Option<Pid>, Error>
     }
 }
 
-/// Writes `"<pid>\n"` at offset 0 and cuts off any longer old content.
+/// Writes `"<pid>\n"` at offset 0 in one write, then cuts off the rest when
+/// the old content was longer than `old_len` bytes. Returns the new length.
+///
+/// The file is not emptied first: truncating to zero makes some file systems
+/// flush on close, and a reader of the first line sees either the old pid or
+/// the new one, never a mix (a shorter pid ends with its own newline).
 pub(crate) fn write_pid_at_start(
     path: &Path,
     file: BorrowedFd<'_>,
-    stat: &FileStat,
+    old_len: u64,
     pid: Pid,
-) -> Result<(), Error> {
+) -> Result<u64, Error> {
     let mut text = [0_u8; 16];
     let len = {
         let mut cursor = &mut text[..];
@@ -447,11 +451,12 @@ pub(crate) fn write_pid_at_start(
     if written != len {
         return Err(Error::io(path, "write", nix::Error::EIO));
     }
-    if stat.st_size > len as libc::off_t {
+    let len = len as u64;
+    if old_len > len {
         nix::unistd::ftruncate(file, len as libc::off_t)
             .map_err(|error| Error::io(path, "truncate", error))?;
     }
-    Ok(())
+    Ok(len)
 }
 
 /// The file's modification time in seconds since the epoch.
