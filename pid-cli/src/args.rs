@@ -1,0 +1,176 @@
+//! The command line.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+const EXAMPLES: &str = "\
+Examples:
+  # crontab: a backup every 5 minutes, skipped while the last one still runs
+  */5 * * * * pidfile run --name backup --dir /run/user/1000 -- /usr/local/bin/backup
+
+  # a shell script that must not run twice at once
+  pidfile run --name sync --exit-code 0 -- rsync -a /src/ /mirror/ || exit
+
+  # is it running? prints the pid of the command that holds the file
+  if pid=$(pidfile check --name backup --dir /run/user/1000); then echo \"as $pid\"; fi
+
+  # a systemd service; KillMode=mixed sends SIGTERM to pidfile alone,
+  # which passes it to the command once
+  [Service]
+  RuntimeDirectory=worker
+  ExecStart=/usr/local/bin/pidfile run --name worker --dir /run/worker -- /usr/local/bin/worker
+  KillMode=mixed
+
+Exit status:
+  run    the command's status, 128+N when it died of signal N; --exit-code
+         (default 1) when another process holds the pidfile; 126 when the
+         command cannot be run, 127 when it is not found; 125 on other errors
+  check  0 running, 1 not running or stale, 2 error
+  wait   0 when no one holds the pidfile, 1 on timeout, 2 error
+  path   0, or 2 on error
+A usage error exits 2.";
+
+/// Run a command under a locked pidfile, or look at one.
+///
+/// The lock is flock(2), the one Python pid, flock(1) and BSD pidfile(3)
+/// take, so pidfile and those tools exclude each other on one file.
+#[derive(Debug, Parser)]
+#[command(name = "pidfile", version, after_long_help = EXAMPLES)]
+pub(crate) struct Cli {
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Take the pidfile, run CMD, record its pid, remove the file when it ends.
+    ///
+    /// SIGTERM, SIGINT and SIGHUP sent to pidfile are passed on to the command
+    /// once; those the terminal sends reach the command directly and are not
+    /// passed on again.
+    #[command(after_long_help = EXAMPLES)]
+    Run(Run),
+    /// Print the pid of the process holding the pidfile; changes nothing.
+    Check(Location),
+    /// Wait until no process holds the pidfile.
+    Wait(Wait),
+    /// Print where the pidfile is.
+    Path(Location),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct Run {
+    /// The pidfile's name, without ".pid" [default: the command's file name]
+    #[arg(long, value_name = "N")]
+    pub(crate) name: Option<OsString>,
+    /// The pidfile's directory [default: the first writable of /run/user/UID,
+    /// /run, /var/run, else the temporary directory]
+    #[arg(long, value_name = "D")]
+    pub(crate) dir: Option<PathBuf>,
+    /// The pidfile's permissions, in octal
+    #[arg(long, value_name = "MODE", default_value = "644", value_parser = parse_mode)]
+    pub(crate) mode: u32,
+    /// The exit status when another process holds the pidfile
+    #[arg(long, value_name = "STATUS", default_value_t = 1)]
+    pub(crate) exit_code: u8,
+    /// Wait for the pidfile instead of giving up, for at most SECS seconds
+    /// when given
+    #[arg(
+        long,
+        value_name = "SECS",
+        num_args = 0..=1,
+        require_equals = true,
+        value_parser = parse_seconds
+    )]
+    pub(crate) wait: Option<Option<Duration>>,
+    /// The command and its arguments
+    #[arg(last = true, required = true, value_name = "CMD")]
+    pub(crate) command: Vec<OsString>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct Location {
+    /// The pidfile's name, without ".pid"
+    #[arg(long, value_name = "N")]
+    pub(crate) name: OsString,
+    /// The pidfile's directory [default: as for `run`]
+    #[arg(long, value_name = "D")]
+    pub(crate) dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct Wait {
+    #[command(flatten)]
+    pub(crate) location: Location,
+    /// Give up after SECS seconds
+    #[arg(long, value_name = "SECS", value_parser = parse_seconds)]
+    pub(crate) timeout: Option<Duration>,
+}
+
+fn parse_mode(text: &str) -> Result<u32, String> {
+    u32::from_str_radix(text, 8)
+        .ok()
+        .filter(|mode| mode & !0o7777 == 0)
+        .ok_or_else(|| format!("{text:?} is not an octal mode such as 644"))
+}
+
+fn parse_seconds(text: &str) -> Result<Duration, String> {
+    text.parse::<f64>()
+        .ok()
+        .and_then(|seconds| Duration::try_from_secs_f64(seconds).ok())
+        .ok_or_else(|| format!("{text:?} is not a number of seconds"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn modes_are_octal_permission_bits() {
+        assert_eq!(parse_mode("644"), Ok(0o644));
+        assert_eq!(parse_mode("0600"), Ok(0o600));
+        assert_eq!(parse_mode("4755"), Ok(0o4755));
+        for bad in ["", "8", "rw", "17777", "-1"] {
+            assert!(parse_mode(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn seconds_may_be_fractional_but_not_negative() {
+        assert_eq!(parse_seconds("2.5"), Ok(Duration::from_millis(2500)));
+        assert_eq!(parse_seconds("0"), Ok(Duration::ZERO));
+        for bad in ["", "-1", "soon", "inf", "NaN"] {
+            assert!(parse_seconds(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn wait_takes_an_optional_value_after_an_equals_sign() {
+        let parse = |args: &[&str]| match Cli::try_parse_from(args).unwrap().command {
+            Command::Run(run) => (run.wait, run.command),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(parse(&["pidfile", "run", "--", "true"]).0, None);
+        assert_eq!(
+            parse(&["pidfile", "run", "--wait", "--", "true"]).0,
+            Some(None)
+        );
+        assert_eq!(
+            parse(&["pidfile", "run", "--wait=3", "--", "true"]).0,
+            Some(Some(Duration::from_secs(3)))
+        );
+        assert_eq!(
+            parse(&["pidfile", "run", "--", "sleep", "--wait"]).1,
+            ["sleep", "--wait"]
+        );
+    }
+}

@@ -1,0 +1,95 @@
+//! `check` and `wait`: looking at a pidfile without taking it.
+
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use pid_runtime::{PidFile, Status};
+
+use crate::{fail, USAGE_OR_ERROR};
+
+const RUNNING: u8 = 0;
+const NOT_RUNNING: u8 = 1;
+const TIMED_OUT: u8 = 1;
+
+/// Prints the holder's pid when one is known; 0 running, 1 not, 2 error.
+pub(crate) fn check(pidfile: &PidFile) -> ExitCode {
+    match pidfile.check() {
+        Ok(Status::Running { pid }) => {
+            if let Some(pid) = pid {
+                println!("{pid}");
+            }
+            ExitCode::from(RUNNING)
+        }
+        // A stale file's pid is not printed: it names no one to signal.
+        Ok(_) => ExitCode::from(NOT_RUNNING),
+        Err(error) => fail(&error, USAGE_OR_ERROR),
+    }
+}
+
+/// Returns 0 once no one holds the pidfile, 1 on timeout, 2 on error.
+pub(crate) fn wait(pidfile: &PidFile, timeout: Option<Duration>) -> ExitCode {
+    let deadline = timeout.map(|timeout| Instant::now() + timeout);
+    let mut pauses = Backoff::default();
+    loop {
+        match pidfile.check() {
+            Ok(Status::Running { .. }) => {}
+            Ok(_) => return ExitCode::SUCCESS,
+            Err(error) => return fail(&error, USAGE_OR_ERROR),
+        }
+        match pauses.next_until(deadline) {
+            Some(pause) => std::thread::sleep(pause),
+            None => return ExitCode::from(TIMED_OUT),
+        }
+    }
+}
+
+/// Pauses between looks at a busy pidfile: short at first, for a holder
+/// about to finish, then every 50 ms.
+#[derive(Default)]
+pub(crate) struct Backoff {
+    next: Duration,
+}
+
+impl Backoff {
+    const FIRST: Duration = Duration::from_millis(1);
+    const LONGEST: Duration = Duration::from_millis(50);
+
+    /// The next pause, cut short at `deadline`; `None` once it has passed.
+    pub(crate) fn next_until(&mut self, deadline: Option<Instant>) -> Option<Duration> {
+        let pause = self.next.max(Self::FIRST);
+        self.next = (pause * 2).min(Self::LONGEST);
+        match deadline {
+            None => Some(pause),
+            Some(deadline) => {
+                let left = deadline.checked_duration_since(Instant::now())?;
+                (!left.is_zero()).then(|| pause.min(left))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_its_longest_pause() {
+        let mut backoff = Backoff::default();
+        let pauses: Vec<_> = std::iter::repeat_with(|| backoff.next_until(None).unwrap())
+            .take(8)
+            .map(|pause| pause.as_millis())
+            .collect();
+        assert_eq!(pauses, [1, 2, 4, 8, 16, 32, 50, 50]);
+    }
+
+    #[test]
+    fn backoff_stops_at_a_deadline_that_has_passed() {
+        let mut backoff = Backoff::default();
+        assert_eq!(backoff.next_until(Some(Instant::now())), None);
+        let far = Instant::now() + Duration::from_secs(3600);
+        assert_eq!(
+            backoff.next_until(Some(far)),
+            Some(Duration::from_millis(1))
+        );
+    }
+}
