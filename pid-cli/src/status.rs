@@ -56,15 +56,15 @@ impl Backoff {
 
     /// The next pause, cut short at `deadline`; `None` once it has passed.
     pub(crate) fn next_until(&mut self, deadline: Option<Instant>) -> Option<Duration> {
+        let left = match deadline {
+            None => Duration::MAX,
+            Some(deadline) => deadline
+                .checked_duration_since(Instant::now())
+                .filter(|left| !left.is_zero())?,
+        };
         let pause = self.next.max(Self::FIRST);
         self.next = (pause * 2).min(Self::LONGEST);
-        match deadline {
-            None => Some(pause),
-            Some(deadline) => {
-                let left = deadline.checked_duration_since(Instant::now())?;
-                (!left.is_zero()).then(|| pause.min(left))
-            }
-        }
+        Some(pause.min(left))
     }
 }
 
