@@ -67,10 +67,10 @@ pub(crate) fn run(args: Run) -> ExitCode {
         Err(NotTaken::Failed(error)) => return crate::fail(&error, OWN_ERROR),
         Err(NotTaken::Signaled(signal)) => return died_of(signal),
     };
-    let child = match std::process::Command::new(program)
-        .args(program_args)
-        .spawn()
-    {
+    let mut command = std::process::Command::new(program);
+    command.args(program_args);
+    signals.unblock_in(&mut command);
+    let child = match command.spawn() {
         Ok(child) => child,
         Err(error) => {
             say(format_args!(

@@ -23,6 +23,8 @@ pub(crate) struct Received {
 /// only one; they are taken with [`Blocked::next`].
 pub(crate) struct Blocked {
     set: SigSet,
+    /// The mask before: what the command must start with.
+    before: SigSet,
 }
 
 impl Blocked {
@@ -32,8 +34,29 @@ impl Blocked {
             set.add(signal);
         }
         set.add(Signal::SIGCHLD);
-        nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&set), None)?;
-        Ok(Blocked { set })
+        let mut before = SigSet::empty();
+        nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&set), Some(&mut before))?;
+        Ok(Blocked { set, before })
+    }
+
+    /// Makes `command` start with the signal mask pidfile started with, less
+    /// the signals pidfile passes on, which it must be able to receive. A
+    /// child inherits the mask, and the standard library leaves it as is.
+    pub(crate) fn unblock_in(&self, command: &mut std::process::Command) {
+        use std::os::unix::process::CommandExt;
+
+        let mut before = self.before;
+        for signal in FORWARDED {
+            before.remove(signal);
+        }
+        // SAFETY: sigprocmask is async-signal-safe, as code between fork and
+        // exec must be, and touches nothing but the child's own mask.
+        unsafe {
+            command.pre_exec(move || {
+                nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&before), None)
+                    .map_err(std::io::Error::from)
+            });
+        }
     }
 
     /// The next signal, waiting at most `timeout` (for ever when `None`).

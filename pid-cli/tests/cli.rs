@@ -1,0 +1,570 @@
+//! The `pidfile` command, run as real processes: concurrent runs, the
+//! recorded pid, signals in and out, commands that cannot start, waiting, and
+//! `check` in every state.
+//!
+//! Events are ordered by what the processes print and by the pidfile's
+//! content, never by sleeping.
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+
+/// How long a process may take to answer before the test fails rather than
+/// hangs. Generous: CI shares two cores with other work.
+const PATIENCE: Duration = Duration::from_secs(60);
+
+/// A directory removed with everything in it when dropped.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new() -> TempDir {
+        let template = std::env::temp_dir().join("pidfile-cli-XXXXXX");
+        TempDir(nix::unistd::mkdtemp(&template).expect("make a temporary directory"))
+    }
+
+    fn join(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn pidfile(args: &[&str], dir: &TempDir) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_pidfile"));
+    let (subcommand, rest) = args.split_first().expect("a subcommand");
+    command.arg(subcommand).arg("--dir").arg(&dir.0).args(rest);
+    command
+}
+
+fn output(mut command: Command) -> Output {
+    command.stdin(Stdio::null()).output().expect("run pidfile")
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// A `pidfile run` in the background, its stdout read line by line.
+struct Running {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Running {
+    fn start(mut command: Command) -> Running {
+        let mut child = command
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start pidfile run");
+        let stdout = child.stdout.take().expect("stdout");
+        let (sender, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if sender.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let stdin = child.stdin.take();
+        Running {
+            child,
+            stdin,
+            lines,
+        }
+    }
+
+    fn pid(&self) -> Pid {
+        Pid::from_raw(self.child.id() as i32)
+    }
+
+    fn line(&self) -> String {
+        self.lines
+            .recv_timeout(PATIENCE)
+            .expect("the command prints a line in time")
+    }
+
+    /// Waits for "ready PID" from the command and returns PID.
+    fn ready(&self) -> Pid {
+        let line = self.line();
+        let pid = line
+            .strip_prefix("ready ")
+            .unwrap_or_else(|| panic!("the command said {line:?}"));
+        Pid::from_raw(pid.parse().expect("a pid"))
+    }
+
+    fn signal(&self, signal: Signal) {
+        kill(self.pid(), signal).expect("signal pidfile run");
+    }
+
+    /// Closes the command's input, which ends the commands used here.
+    fn finish(mut self) -> std::process::ExitStatus {
+        drop(self.stdin.take());
+        self.wait()
+    }
+
+    fn wait(&mut self) -> std::process::ExitStatus {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait for pidfile run") {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "pidfile run did not end");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A command that says "ready PID" and runs until its input closes.
+const UNTIL_EOF: &str = "echo ready $$; while read line; do :; done";
+
+fn run_until_eof(dir: &TempDir, name: &str) -> Command {
+    pidfile(&["run", "--name", name, "--", "sh", "-c", UNTIL_EOF], dir)
+}
+
+/// Waits until `path` holds `expected`: `pidfile run` records the child's
+/// pid just after starting it, so the child may speak first.
+fn wait_for_content(path: &Path, expected: &str) {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let content = std::fs::read_to_string(path).unwrap_or_default();
+        if content == expected {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} holds {content:?}, not {expected:?}",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+#[test]
+fn second_run_is_refused_with_the_child_s_pid_and_the_configured_status() {
+    let dir = TempDir::new();
+    let first = Running::start(run_until_eof(&dir, "job"));
+    let child = first.ready();
+    let path = dir.join("job.pid");
+    wait_for_content(&path, &format!("{child}\n"));
+
+    let second = output(pidfile(
+        &["run", "--name", "job", "--exit-code", "7", "--", "true"],
+        &dir,
+    ));
+    assert_eq!(second.status.code(), Some(7));
+    assert_eq!(
+        stderr(&second),
+        format!(
+            "pidfile: already running as pid {child} ({})\n",
+            path.display()
+        )
+    );
+    assert_eq!(
+        std::fs::read_to_string(&path).unwrap(),
+        format!("{child}\n")
+    );
+
+    assert_eq!(first.finish().code(), Some(0));
+    assert!(!path.exists(), "the file is removed when the command ends");
+}
+
+#[test]
+fn the_command_s_exit_status_is_pidfile_s() {
+    let dir = TempDir::new();
+    let out = output(pidfile(
+        &["run", "--name", "job", "--", "sh", "-c", "exit 3"],
+        &dir,
+    ));
+    assert_eq!(out.status.code(), Some(3));
+    assert!(!dir.join("job.pid").exists());
+}
+
+#[test]
+fn name_defaults_to_the_command_s_file_name() {
+    let dir = TempDir::new();
+    let path = dir.join("sh.pid");
+    let out = output(pidfile(
+        &[
+            "run",
+            "--",
+            "/bin/sh",
+            "-c",
+            "test -f \"$0\"",
+            path.to_str().unwrap(),
+        ],
+        &dir,
+    ));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(!path.exists());
+}
+
+#[test]
+fn a_child_killed_by_signal_n_gives_128_plus_n_and_no_file() {
+    let dir = TempDir::new();
+    let out = output(pidfile(
+        &["run", "--name", "job", "--", "sh", "-c", "kill -USR1 $$"],
+        &dir,
+    ));
+    assert_eq!(out.status.code(), Some(128 + Signal::SIGUSR1 as i32));
+    assert!(!dir.join("job.pid").exists());
+}
+
+#[test]
+fn sigterm_sigint_and_sighup_to_pidfile_reach_the_command() {
+    for signal in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP] {
+        let dir = TempDir::new();
+        let name = signal.as_str().trim_start_matches("SIG");
+        let script = format!("trap 'echo got {name}; exit 0' {name}; {UNTIL_EOF}");
+        let mut run = Running::start(pidfile(
+            &["run", "--name", "job", "--", "sh", "-c", &script],
+            &dir,
+        ));
+        run.ready();
+        run.signal(signal);
+        assert_eq!(run.line(), format!("got {name}"));
+        assert_eq!(run.wait().code(), Some(0), "{signal}");
+        assert!(!dir.join("job.pid").exists());
+    }
+}
+
+#[test]
+fn a_signal_that_comes_before_the_command_starts_is_not_lost() {
+    // SIGTERM is pending when pidfile starts, as one sent while it takes the
+    // file would be: it must reach the command once the command exists. The
+    // command has no handler yet, so it dies of it, and pidfile, which never
+    // dies of a signal it passes on, reports 128 + 15.
+    let dir = TempDir::new();
+    let mut command = pidfile(&["run", "--name", "job", "--", "sh", "-c", UNTIL_EOF], &dir);
+    // SAFETY: sigprocmask and raise are async-signal-safe.
+    unsafe {
+        command.pre_exec(|| {
+            let mut set = nix::sys::signal::SigSet::empty();
+            set.add(Signal::SIGTERM);
+            set.thread_block().map_err(std::io::Error::from)?;
+            nix::sys::signal::raise(Signal::SIGTERM).map_err(std::io::Error::from)
+        });
+    }
+    let mut run = Running::start(command);
+    let status = run.wait();
+    assert_eq!(
+        (status.code(), status.signal()),
+        (Some(128 + Signal::SIGTERM as i32), None)
+    );
+    assert!(!dir.join("job.pid").exists());
+}
+
+#[test]
+fn a_terminal_s_ctrl_c_reaches_the_command_exactly_once() {
+    let dir = TempDir::new();
+    let pty = nix::pty::openpty(None, None).expect("open a pseudo-terminal");
+    let script = "n=0; trap 'n=$((n+1)); echo int $n' INT; trap 'echo total $n; exit 0' TERM; \
+                  echo ready $$; while :; do read line; done";
+    let mut command = pidfile(&["run", "--name", "job", "--", "sh", "-c", script], &dir);
+    let terminal: OwnedFd = pty.slave;
+    let terminal_fd = terminal.as_raw_fd();
+    // pidfile leads a session whose controlling terminal is the pty, so the
+    // line discipline sends ^C as SIGINT to its foreground group: pidfile
+    // and the command both.
+    // SAFETY: setsid and ioctl are async-signal-safe.
+    unsafe {
+        command.pre_exec(move || {
+            nix::unistd::setsid().map_err(std::io::Error::from)?;
+            if nix::libc::ioctl(terminal_fd, nix::libc::TIOCSCTTY as _, 0) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut run = Running::start(command);
+    run.ready();
+    let mut master = std::fs::File::from(pty.master);
+    master.write_all(b"\x03").expect("type ^C");
+    assert_eq!(run.line(), "int 1");
+    // A SIGTERM from a process is passed on; had the ^C been passed on too,
+    // the lower-numbered SIGINT would be counted first.
+    run.signal(Signal::SIGTERM);
+    assert_eq!(run.line(), "total 1");
+    assert_eq!(run.wait().code(), Some(0));
+    drop(terminal);
+}
+
+#[test]
+fn a_command_that_does_not_exist_gives_127_and_leaves_no_file() {
+    let dir = TempDir::new();
+    let out = output(pidfile(
+        &["run", "--name", "job", "--", "/nonexistent/command"],
+        &dir,
+    ));
+    assert_eq!(out.status.code(), Some(127));
+    assert!(
+        stderr(&out).starts_with("pidfile: cannot run /nonexistent/command: "),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!dir.join("job.pid").exists());
+}
+
+#[test]
+fn a_command_that_is_not_executable_gives_126_and_leaves_no_file() {
+    let dir = TempDir::new();
+    let script = dir.join("script");
+    std::fs::write(&script, "#!/bin/sh\n").unwrap();
+    let out = output(pidfile(
+        &["run", "--name", "job", "--", script.to_str().unwrap()],
+        &dir,
+    ));
+    assert_eq!(out.status.code(), Some(126), "{}", stderr(&out));
+    assert!(!dir.join("job.pid").exists());
+}
+
+#[test]
+fn wait_without_a_timeout_runs_the_command_once_the_holder_ends() {
+    let dir = TempDir::new();
+    let first = Running::start(run_until_eof(&dir, "job"));
+    let first_child = first.ready();
+    wait_for_content(&dir.join("job.pid"), &format!("{first_child}\n"));
+
+    let second = Running::start(pidfile(
+        &[
+            "run",
+            "--name",
+            "job",
+            "--wait",
+            "--",
+            "sh",
+            "-c",
+            "echo ready $$",
+        ],
+        &dir,
+    ));
+    assert_eq!(first.finish().code(), Some(0));
+    let second_child = second.ready();
+    assert_ne!(second_child, first_child);
+    assert_eq!(second.finish().code(), Some(0));
+}
+
+#[test]
+fn wait_with_a_timeout_gives_up_with_the_configured_status() {
+    let dir = TempDir::new();
+    let first = Running::start(run_until_eof(&dir, "job"));
+    let child = first.ready();
+    wait_for_content(&dir.join("job.pid"), &format!("{child}\n"));
+
+    let started = Instant::now();
+    let second = output(pidfile(
+        &[
+            "run",
+            "--name",
+            "job",
+            "--wait=0.3",
+            "--exit-code",
+            "4",
+            "--",
+            "true",
+        ],
+        &dir,
+    ));
+    assert!(started.elapsed() >= Duration::from_millis(300));
+    assert_eq!(second.status.code(), Some(4));
+    assert!(stderr(&second).contains(&format!("already running as pid {child}")));
+    assert_eq!(first.finish().code(), Some(0));
+}
+
+#[test]
+fn sigkill_to_pidfile_leaves_the_command_running_and_named() {
+    let dir = TempDir::new();
+    let mut first = Running::start(run_until_eof(&dir, "job"));
+    let child = first.ready();
+    let path = dir.join("job.pid");
+    wait_for_content(&path, &format!("{child}\n"));
+    first.signal(Signal::SIGKILL);
+    first.wait();
+
+    // The lock died with pidfile, but the file names a command still running.
+    let out = output(pidfile(&["run", "--name", "job", "--", "true"], &dir));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains(&format!("already running as pid {child}")),
+        "{}",
+        stderr(&out)
+    );
+    let check = output(pidfile(&["check", "--name", "job"], &dir));
+    assert_eq!(check.status.code(), Some(0));
+    assert_eq!(String::from_utf8_lossy(&check.stdout), format!("{child}\n"));
+    // Closing its input (pidfile's end of the pipe died with it) ends the command.
+    drop(first);
+    let _ = kill(child, Signal::SIGKILL);
+}
+
+#[test]
+fn check_in_each_state() {
+    let dir = TempDir::new();
+    let path = dir.join("job.pid");
+    let check = || output(pidfile(&["check", "--name", "job"], &dir));
+
+    let out = check();
+    assert_eq!(
+        (out.status.code(), out.stdout.len()),
+        (Some(1), 0),
+        "no file"
+    );
+
+    let run = Running::start(run_until_eof(&dir, "job"));
+    let child = run.ready();
+    wait_for_content(&path, &format!("{child}\n"));
+    let out = check();
+    assert_eq!(out.status.code(), Some(0), "running");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), format!("{child}\n"));
+    assert_eq!(run.finish().code(), Some(0));
+
+    // A file left by a process that has gone.
+    let mut gone = Command::new("true").spawn().unwrap();
+    gone.wait().unwrap();
+    std::fs::write(&path, format!("{}\n", gone.id())).unwrap();
+    let out = check();
+    assert_eq!((out.status.code(), out.stdout.len()), (Some(1), 0), "stale");
+    assert!(path.exists(), "check removes nothing");
+
+    std::fs::write(&path, "not a pid\n").unwrap();
+    let out = check();
+    assert_eq!(out.status.code(), Some(2), "garbage");
+    assert!(
+        stderr(&out).starts_with(&format!(
+            "pidfile: {} does not hold a process id",
+            path.display()
+        )),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), "not a pid\n");
+}
+
+/// The Python that has `pid` 3.0.4: `PIDFILE_PYTHON`, or the one
+/// `tests/peers/install.sh` puts in `target/peers/venv`.
+fn python_with_pid() -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let python = std::env::var_os("PIDFILE_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target/peers/venv/bin/python"));
+    assert!(
+        python.exists(),
+        "{} not found: run tests/peers/install.sh, or set PIDFILE_PYTHON to a Python that has pid 3.0.4",
+        python.display()
+    );
+    python
+}
+
+#[test]
+fn check_reads_a_file_held_by_python_pid() {
+    let dir = TempDir::new();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/peers/python_pid.py");
+    let mut peer = Command::new(python_with_pid())
+        .arg(script)
+        .args(["hold", dir.0.to_str().unwrap(), "job"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start Python pid");
+    let mut line = String::new();
+    BufReader::new(peer.stdout.as_mut().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let pid = line
+        .trim()
+        .strip_prefix("locked ")
+        .expect("locked PID")
+        .to_string();
+
+    let out = output(pidfile(&["check", "--name", "job"], &dir));
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), format!("{pid}\n"));
+
+    drop(peer.stdin.take());
+    assert!(peer.wait().unwrap().success());
+    let out = output(pidfile(&["check", "--name", "job"], &dir));
+    assert_eq!(out.status.code(), Some(1));
+}
+
+#[test]
+fn wait_returns_when_the_holder_ends_and_times_out_while_it_runs() {
+    let dir = TempDir::new();
+    let run = Running::start(run_until_eof(&dir, "job"));
+    let child = run.ready();
+    wait_for_content(&dir.join("job.pid"), &format!("{child}\n"));
+
+    let out = output(pidfile(
+        &["wait", "--name", "job", "--timeout", "0.2"],
+        &dir,
+    ));
+    assert_eq!(out.status.code(), Some(1), "timed out");
+
+    let mut waiting = Command::new(env!("CARGO_BIN_EXE_pidfile"));
+    waiting.args(["wait", "--name", "job", "--dir"]).arg(&dir.0);
+    let mut waiting = waiting.spawn().expect("start pidfile wait");
+    assert_eq!(run.finish().code(), Some(0));
+    let status = waiting.wait().expect("pidfile wait ends");
+    assert_eq!(status.code(), Some(0));
+
+    let out = output(pidfile(&["wait", "--name", "job"], &dir));
+    assert_eq!(out.status.code(), Some(0), "nothing to wait for");
+}
+
+#[test]
+fn path_prints_the_resolved_path() {
+    let dir = TempDir::new();
+    let out = output(pidfile(&["path", "--name", "job"], &dir));
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!("{}\n", dir.join("job.pid").display())
+    );
+    let out = output(pidfile(&["path", "--name", "a/b"], &dir));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).starts_with("pidfile: invalid pidfile name"));
+}
+
+#[test]
+fn errors_are_one_line_and_help_shows_examples() {
+    let dir = TempDir::new();
+    let out = output(pidfile(&["run", "--mode", "999", "--", "true"], &dir));
+    assert_eq!(out.status.code(), Some(2));
+    let said = stderr(&out);
+    assert!(
+        said.starts_with("pidfile: ") && said.lines().count() == 1,
+        "{said}"
+    );
+
+    let help = Command::new(env!("CARGO_BIN_EXE_pidfile"))
+        .arg("--help")
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&help.stdout);
+    for example in [
+        "crontab",
+        "a shell script",
+        "[Service]",
+        "ExecStart=/usr/local/bin/pidfile run",
+    ] {
+        assert!(help.contains(example), "--help lacks {example:?}");
+    }
+}
