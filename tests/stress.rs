@@ -63,3 +63,28 @@ fn holders_killed_at_random_points_never_overlap() {
     let summary = stress("kill", scale("PIDFILE_STRESS_CYCLES", 500) / 5);
     assert!(!summary.contains(" killed=0 "), "{summary}");
 }
+
+/// The overlap count above means something only if the log catches two
+/// holders at once: the simplest flock pidfile, which does not check that
+/// the file it locked is still at the path, must be caught. Each run finds
+/// hundreds; a few runs leave no room for chance.
+#[test]
+fn the_log_catches_the_overlaps_of_a_naive_pidfile() {
+    let procs = scale("PIDFILE_STRESS_PROCS", 8).max(2);
+    let mut summaries = Vec::new();
+    for _ in 0..5 {
+        let output = Command::new(env!("CARGO_BIN_EXE_pidfile-stress"))
+            .args(["--procs", &procs.to_string(), "--cycles", "2000"])
+            .args(["--mode", "loop", "--contender", "naive"])
+            .output()
+            .expect("run pidfile-stress");
+        let summary = String::from_utf8_lossy(&output.stdout).into_owned();
+        if !summary.contains(" overlaps=0 ") {
+            assert!(summary.contains(" overlaps="), "{summary}");
+            assert!(!output.status.success(), "overlaps fail the run: {summary}");
+            return;
+        }
+        summaries.push(summary);
+    }
+    panic!("no overlap caught in five runs: {summaries:?}");
+}

@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! pidfile-stress [--procs 8] [--cycles 500] [--hold-us 0]
-//!                [--mode loop|fresh|kill] [--contender rust|python]
+//!                [--mode loop|fresh|kill] [--contender rust|python|naive]
 //!                [--check] [--dir DIR]
 //! ```
 //!
@@ -14,7 +14,12 @@
 //! - `kill`: as `fresh`, and each attempt is sent SIGKILL after a random
 //!   delay, at any point: before, during or after taking the file.
 //! - `--contender python` makes each attempt a Python `pid` 3.0.4 program
-//!   (`tests/peers/stress_attempt.py`; set `PIDFILE_PYTHON`), for comparison.
+//!   (`tests/peers/stress_attempt.py`, or `stress_loop.py` for `loop`; set
+//!   `PIDFILE_PYTHON`), for comparison.
+//! - `--contender naive` (loop only) takes the file as the simplest flock
+//!   pidfile does: open, flock, write, then unlink and close, with no check
+//!   that the locked file is still the one at the path. Its overlaps show
+//!   that the log catches two holders at once.
 //! - `--check`: one more process runs `check()` in a loop beside them; any
 //!   error it meets counts as an error.
 //!
@@ -48,7 +53,7 @@ struct Options {
     cycles: usize,
     hold: Duration,
     mode: Mode,
-    python: bool,
+    contender: &'static str,
     check: bool,
     dir: Option<PathBuf>,
 }
@@ -84,7 +89,7 @@ fn main() -> ExitCode {
         Mode::Fresh => "fresh",
         Mode::Kill => "kill",
     };
-    let contender = if options.python { "python" } else { "rust" };
+    let contender = options.contender;
     let checker = options
         .check
         .then(|| spawn_self(&["--checker", path_arg(&dir)]));
@@ -148,7 +153,7 @@ fn parse_options(args: &[String]) -> Options {
         cycles: 500,
         hold: Duration::ZERO,
         mode: Mode::Loop,
-        python: false,
+        contender: "rust",
         check: false,
         dir: None,
     };
@@ -168,15 +173,16 @@ fn parse_options(args: &[String]) -> Options {
             ("--mode", "loop") => options.mode = Mode::Loop,
             ("--mode", "fresh") => options.mode = Mode::Fresh,
             ("--mode", "kill") => options.mode = Mode::Kill,
-            ("--contender", "rust") => options.python = false,
-            ("--contender", "python") => options.python = true,
+            ("--contender", "rust") => options.contender = "rust",
+            ("--contender", "python") => options.contender = "python",
+            ("--contender", "naive") => options.contender = "naive",
             ("--dir", dir) => options.dir = Some(PathBuf::from(dir)),
             _ => panic!("unknown option {flag} {value}"),
         }
     }
     assert!(
-        !options.python || options.mode != Mode::Loop,
-        "--contender python needs --mode fresh or kill"
+        options.contender != "naive" || options.mode == Mode::Loop,
+        "--contender naive needs --mode loop"
     );
     options
 }
@@ -231,7 +237,11 @@ fn worker(args: &[String]) -> ExitCode {
         micros(hold),
     );
     let mut tally = Tally::default();
-    if mode == "loop" {
+    if mode == "loop" && contender == "python" {
+        return python_loop(dir, cycles, hold);
+    } else if mode == "loop" && contender == "naive" {
+        naive_loop(dir, cycles, hold, &mut tally);
+    } else if mode == "loop" {
         hold_in_a_loop(dir, cycles, hold, &mut tally);
     } else {
         let mut random = Random::seeded();
@@ -262,11 +272,7 @@ fn worker(args: &[String]) -> ExitCode {
 fn attempt_command(dir: &Path, hold: Duration, python: bool) -> Command {
     let hold = hold.as_micros().to_string();
     let mut command = if python {
-        let python = std::env::var_os("PIDFILE_PYTHON").unwrap_or_else(|| "python3".into());
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers/stress_attempt.py");
-        let mut command = Command::new(python);
-        command.arg(script);
-        command
+        python_command("stress_attempt.py")
     } else {
         let mut command = Command::new(std::env::current_exe().expect("own path"));
         command.arg("--attempt");
@@ -274,6 +280,65 @@ fn attempt_command(dir: &Path, hold: Duration, python: bool) -> Command {
     };
     command.arg(dir).arg(hold).stdout(Stdio::null());
     command
+}
+
+/// The loop of `hold_in_a_loop`, made by Python `pid` in a process of its
+/// own (`tests/peers/stress_loop.py`), which prints the same tally line.
+fn python_loop(dir: &Path, cycles: usize, hold: Duration) -> ExitCode {
+    let status = python_command("stress_loop.py")
+        .arg(dir)
+        .arg(cycles.to_string())
+        .arg(hold.as_micros().to_string())
+        .status()
+        .expect("start Python");
+    if status.success() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+fn python_command(script: &str) -> Command {
+    let python = std::env::var_os("PIDFILE_PYTHON").unwrap_or_else(|| "python3".into());
+    let mut command = Command::new(python);
+    command.arg(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/peers")
+            .join(script),
+    );
+    command
+}
+
+/// The loop of `hold_in_a_loop` with the simplest flock pidfile.
+fn naive_loop(dir: &Path, cycles: usize, hold: Duration, tally: &mut Tally) {
+    use nix::fcntl::{Flock, FlockArg, OFlag};
+    use nix::sys::stat::Mode;
+
+    let path = dir.join(format!("{NAME}.pid"));
+    let mut log = open_log(dir);
+    let me = std::process::id();
+    for _ in 0..cycles {
+        let locked = loop {
+            let flags = OFlag::O_RDWR | OFlag::O_CREAT | OFlag::O_CLOEXEC;
+            let file = nix::fcntl::open(&path, flags, Mode::from_bits_truncate(0o644))
+                .expect("open the naive pidfile");
+            match Flock::lock(std::fs::File::from(file), FlockArg::LockExclusiveNonblock) {
+                Ok(locked) => break locked,
+                Err(_) => tally.refused += 1,
+            }
+            std::thread::yield_now();
+        };
+        (&*locked)
+            .write_all(format!("{me}\n").as_bytes())
+            .expect("write the naive pidfile");
+        log_line(&mut log, &format!("+{me}\n"));
+        if !hold.is_zero() {
+            std::thread::sleep(hold);
+        }
+        log_line(&mut log, &format!("-{me}\n"));
+        let _ = std::fs::remove_file(&path);
+        drop(locked);
+    }
 }
 
 fn hold_in_a_loop(dir: &Path, cycles: usize, hold: Duration, tally: &mut Tally) {
