@@ -125,37 +125,34 @@ for label in "${labels[@]}"; do
         "| $(us "$d") | $(ratio "$d" "${median_ns[disk.floor]}") | ${calls[$label]} |"
 done
 
-# Start-up: whole processes, spawn to reap, the pidfile on tmpfs.
+# Start-up: whole processes, spawn to reap, the pidfile on tmpfs. Each pair
+# runs in turn, one run of each at a time, so noise falls on both alike.
+export STARTUP_DIR=$tmpfs
 declare -A startup_samples
-startup=(rust-plain rust-attribute c-plain c-pidfile)
+for round in $(seq "$ROUNDS"); do
+    read -r plain guarded < <("$out/spawn" "$SPAWNS" target/release/startup-plain \
+        -- target/release/startup-attribute)
+    startup_samples[rust-plain]+="$plain "
+    startup_samples[rust-attribute]+="$guarded "
+    read -r plain guarded < <("$out/spawn" "$SPAWNS" "$out/cycles-c" bsd "$tmpfs/c.pid" 0 \
+        -- "$out/cycles-c" bsd "$tmpfs/c.pid" 1)
+    startup_samples[c-plain]+="$plain "
+    startup_samples[c-pidfile]+="$guarded "
+done
 declare -A startup_title=(
     [rust-plain]="Rust, empty \`fn main\`"
     [rust-attribute]="Rust, \`#[pidfile] fn main\`"
     [c-plain]="C, empty main"
     [c-pidfile]="C, pidfile_open + write + remove"
 )
-startup_command() {
-    case $1 in
-    rust-plain) echo "$out/spawn $SPAWNS target/release/startup-plain" ;;
-    rust-attribute) echo "$out/spawn $SPAWNS target/release/startup-attribute" ;;
-    c-plain) echo "$out/spawn $SPAWNS $out/cycles-c bsd $tmpfs/c.pid 0" ;;
-    c-pidfile) echo "$out/spawn $SPAWNS $out/cycles-c bsd $tmpfs/c.pid 1" ;;
-    esac
-}
-export STARTUP_DIR=$tmpfs
-for round in $(seq "$ROUNDS"); do
-    for label in "${startup[@]}"; do
-        startup_samples[$label]+="$($(startup_command "$label")) "
-    done
-done
 declare -A startup_ns
-for label in "${startup[@]}"; do
+for label in rust-plain rust-attribute c-plain c-pidfile; do
     startup_ns[$label]=$(tr ' ' '\n' <<<"${startup_samples[$label]}" | grep . | median)
 done
 added() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%+.1f", (a - b) / 1000 }'; }
 
 echo
-echo "Start-up: $SPAWNS runs per round, spawn to reap, median of $ROUNDS rounds."
+echo "Start-up: $SPAWNS runs of each per round, in turn, spawn to reap, median of $ROUNDS rounds."
 echo
 echo "| program | µs/run | added by the pidfile, µs | × the empty program |"
 echo "|---|---:|---:|---:|"
