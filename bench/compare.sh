@@ -37,12 +37,18 @@ cc -O2 -o "$out/cycles-c" bench/c/cycles.c -lbsd
 cc -O2 -o "$out/spawn" bench/c/spawn.c
 ours=target/release/cycles
 
-tmpfs_root=/dev/shm
-[ -d "${XDG_RUNTIME_DIR:-}" ] && [ -w "${XDG_RUNTIME_DIR:-}" ] && tmpfs_root=$XDG_RUNTIME_DIR
+# The first writable tmpfs; without one, the "tmpfs" columns are the disk again.
+tmpfs_root=${TMPDIR:-/tmp}
+for candidate in "${XDG_RUNTIME_DIR:-}" /dev/shm; do
+    if [ -n "$candidate" ] && [ -d "$candidate" ] && [ -w "$candidate" ]; then
+        tmpfs_root=$candidate
+        break
+    fi
+done
 tmpfs=$(mktemp -d "$tmpfs_root/pid-bench.XXXXXX")
 disk=$(mktemp -d "${TMPDIR:-/tmp}/pid-bench.XXXXXX")
 trap 'rm -rf "$tmpfs" "$disk"' EXIT
-fs_type() { stat -f -c %T "$1"; }
+fs_type() { findmnt -no FSTYPE -T "$1" 2>/dev/null || stat -f -c %T "$1"; }
 
 # tool label -> command prefix; the cycle count and nothing else follows.
 labels=(floor ours ours-stale bsd python flock)
