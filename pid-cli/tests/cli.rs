@@ -141,6 +141,15 @@ fn run_until_eof(dir: &TempDir, name: &str) -> Command {
     pidfile(&["run", "--name", name, "--", "sh", "-c", UNTIL_EOF], dir)
 }
 
+/// A `pidfile run` holding `job.pid` in `dir`, once the file names its
+/// command; returns it and the command's pid.
+fn holding_job(dir: &TempDir) -> (Running, Pid) {
+    let run = Running::start(run_until_eof(dir, "job"));
+    let child = run.ready();
+    wait_for_content(&dir.join("job.pid"), &format!("{child}\n"));
+    (run, child)
+}
+
 /// Waits until `path` holds `expected`: `pidfile run` records the child's
 /// pid just after starting it, so the child may speak first.
 fn wait_for_content(path: &Path, expected: &str) {
@@ -162,10 +171,8 @@ fn wait_for_content(path: &Path, expected: &str) {
 #[test]
 fn second_run_is_refused_with_the_child_s_pid_and_the_configured_status() {
     let dir = TempDir::new();
-    let first = Running::start(run_until_eof(&dir, "job"));
-    let child = first.ready();
+    let (first, child) = holding_job(&dir);
     let path = dir.join("job.pid");
-    wait_for_content(&path, &format!("{child}\n"));
 
     let second = output(pidfile(
         &["run", "--name", "job", "--exit-code", "7", "--", "true"],
@@ -340,9 +347,7 @@ fn a_command_that_is_not_executable_gives_126_and_leaves_no_file() {
 #[test]
 fn wait_without_a_timeout_runs_the_command_once_the_holder_ends() {
     let dir = TempDir::new();
-    let first = Running::start(run_until_eof(&dir, "job"));
-    let first_child = first.ready();
-    wait_for_content(&dir.join("job.pid"), &format!("{first_child}\n"));
+    let (first, first_child) = holding_job(&dir);
 
     let second = Running::start(pidfile(
         &[
@@ -366,9 +371,7 @@ fn wait_without_a_timeout_runs_the_command_once_the_holder_ends() {
 #[test]
 fn wait_with_a_timeout_gives_up_with_the_configured_status() {
     let dir = TempDir::new();
-    let first = Running::start(run_until_eof(&dir, "job"));
-    let child = first.ready();
-    wait_for_content(&dir.join("job.pid"), &format!("{child}\n"));
+    let (first, child) = holding_job(&dir);
 
     let started = Instant::now();
     let second = output(pidfile(
@@ -393,10 +396,7 @@ fn wait_with_a_timeout_gives_up_with_the_configured_status() {
 #[test]
 fn sigkill_to_pidfile_leaves_the_command_running_and_named() {
     let dir = TempDir::new();
-    let mut first = Running::start(run_until_eof(&dir, "job"));
-    let child = first.ready();
-    let path = dir.join("job.pid");
-    wait_for_content(&path, &format!("{child}\n"));
+    let (mut first, child) = holding_job(&dir);
     first.signal(Signal::SIGKILL);
     first.wait();
 
@@ -429,9 +429,7 @@ fn check_in_each_state() {
         "no file"
     );
 
-    let run = Running::start(run_until_eof(&dir, "job"));
-    let child = run.ready();
-    wait_for_content(&path, &format!("{child}\n"));
+    let (run, child) = holding_job(&dir);
     let out = check();
     assert_eq!(out.status.code(), Some(0), "running");
     assert_eq!(String::from_utf8_lossy(&out.stdout), format!("{child}\n"));
@@ -508,9 +506,7 @@ fn check_reads_a_file_held_by_python_pid() {
 #[test]
 fn wait_returns_when_the_holder_ends_and_times_out_while_it_runs() {
     let dir = TempDir::new();
-    let run = Running::start(run_until_eof(&dir, "job"));
-    let child = run.ready();
-    wait_for_content(&dir.join("job.pid"), &format!("{child}\n"));
+    let (run, _) = holding_job(&dir);
 
     let out = output(pidfile(
         &["wait", "--name", "job", "--timeout", "0.2"],
