@@ -227,6 +227,15 @@ fn log_line(log: &mut std::fs::File, line: &str) {
     log.write_all(line.as_bytes()).expect("write the log");
 }
 
+/// Logs the entry of holder `me`, holds for `hold`, and logs its exit.
+fn hold_logged(log: &mut std::fs::File, me: &str, hold: Duration) {
+    log_line(log, &format!("+{me}\n"));
+    if !hold.is_zero() {
+        std::thread::sleep(hold);
+    }
+    log_line(log, &format!("-{me}\n"));
+}
+
 fn worker(args: &[String]) -> ExitCode {
     let [dir, cycles, hold, mode, contender] = args else {
         panic!("--worker DIR CYCLES HOLD_US MODE CONTENDER");
@@ -331,11 +340,7 @@ fn naive_loop(dir: &Path, cycles: usize, hold: Duration, tally: &mut Tally) {
         (&*locked)
             .write_all(format!("{me}\n").as_bytes())
             .expect("write the naive pidfile");
-        log_line(&mut log, &format!("+{me}\n"));
-        if !hold.is_zero() {
-            std::thread::sleep(hold);
-        }
-        log_line(&mut log, &format!("-{me}\n"));
+        hold_logged(&mut log, &me.to_string(), hold);
         let _ = std::fs::remove_file(&path);
         drop(locked);
     }
@@ -357,11 +362,7 @@ fn hold_in_a_loop(dir: &Path, cycles: usize, hold: Duration, tally: &mut Tally) 
             }
             std::thread::yield_now();
         };
-        log_line(&mut log, &format!("+{me}\n"));
-        if !hold.is_zero() {
-            std::thread::sleep(hold);
-        }
-        log_line(&mut log, &format!("-{me}\n"));
+        hold_logged(&mut log, &me.to_string(), hold);
         if let Err(error) = guard.release() {
             tally.errors += 1;
             report_error(tally.errors, &error);
@@ -379,11 +380,7 @@ fn attempt(dir: &Path, hold: Duration) -> ExitCode {
     match PidFile::new(NAME).dir(dir).acquire() {
         Ok(guard) => {
             let mut log = open_log(dir);
-            log_line(&mut log, &format!("+{me}\n"));
-            if !hold.is_zero() {
-                std::thread::sleep(hold);
-            }
-            log_line(&mut log, &format!("-{me}\n"));
+            hold_logged(&mut log, &me, hold);
             drop(guard);
             ExitCode::from(HELD as u8)
         }
