@@ -6,6 +6,8 @@ mod run;
 mod signals;
 mod status;
 
+use std::ffi::OsStr;
+use std::path::Path;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -33,9 +35,9 @@ fn main() -> ExitCode {
     };
     match cli.command {
         Command::Run(run) => run::run(run),
-        Command::Check(location) => status::check(&pidfile(&location)),
-        Command::Wait(wait) => status::wait(&pidfile(&wait.location), wait.timeout),
-        Command::Path(location) => match pidfile(&location).path() {
+        Command::Check(location) => status::check(&located(&location)),
+        Command::Wait(wait) => status::wait(&located(&wait.location), wait.timeout),
+        Command::Path(location) => match located(&location).path() {
             Ok(path) => {
                 println!("{}", path.display());
                 ExitCode::SUCCESS
@@ -45,12 +47,17 @@ fn main() -> ExitCode {
     }
 }
 
-fn pidfile(location: &Location) -> PidFile {
-    let pidfile = PidFile::new(&location.name);
-    match &location.dir {
+/// The pidfile `name` in `dir`, or in the default directory.
+fn pidfile(name: &OsStr, dir: Option<&Path>) -> PidFile {
+    let pidfile = PidFile::new(name);
+    match dir {
         Some(dir) => pidfile.dir(dir),
         None => pidfile,
     }
+}
+
+fn located(location: &Location) -> PidFile {
+    pidfile(&location.name, location.dir.as_deref())
 }
 
 /// One line on stderr, starting with "pidfile: ".

@@ -46,12 +46,9 @@ pub(crate) fn run(args: Run) -> ExitCode {
         ));
         return ExitCode::from(OWN_ERROR);
     };
-    let mut pidfile = PidFile::new(name)
+    let pidfile = crate::pidfile(name, args.dir.as_deref())
         .mode(args.mode)
         .term_signal(TermSignal::Never);
-    if let Some(dir) = &args.dir {
-        pidfile = pidfile.dir(dir);
-    }
     // Blocked before the file exists: a signal that comes while the file
     // still names pidfile waits in the queue until the command can have it.
     let signals = match Blocked::block() {
@@ -65,7 +62,7 @@ pub(crate) fn run(args: Run) -> ExitCode {
         Ok(guard) => guard,
         Err(NotTaken::Busy(error)) => return crate::fail(&error, args.exit_code),
         Err(NotTaken::Failed(error)) => return crate::fail(&error, OWN_ERROR),
-        Err(NotTaken::Signaled(signal)) => return died_of(signal),
+        Err(NotTaken::Signaled(signal)) => return died_of(signal as i32),
     };
     let mut command = std::process::Command::new(program);
     command.args(program_args);
@@ -169,12 +166,13 @@ fn supervise(mut child: Child, pid: Pid, signals: &Blocked, program: &OsStr) -> 
 fn status_of(status: ExitStatus) -> ExitCode {
     match (status.code(), status.signal()) {
         (Some(code), _) => ExitCode::from(code as u8),
-        (None, Some(signal)) => ExitCode::from(128_u8.wrapping_add(signal as u8)),
+        (None, Some(signal)) => died_of(signal),
         (None, None) => ExitCode::from(OWN_ERROR),
     }
 }
 
-fn died_of(signal: Signal) -> ExitCode {
+/// The status a shell reports for a process that died of `signal`.
+fn died_of(signal: i32) -> ExitCode {
     ExitCode::from(128_u8.wrapping_add(signal as u8))
 }
 
