@@ -128,7 +128,7 @@ fn garbage_content_is_unreadable() {
     assert_eq!(
         error.to_string(),
         format!(
-            "{} does not hold a process id (it starts with \"hello, world\"); left untouched",
+            "{} does not hold a process id (it starts with \"hello, world\\n\"); left untouched",
             dir.join("worker.pid").display()
         )
     );
@@ -206,15 +206,38 @@ fn mode_beyond_permission_bits_is_refused() {
 }
 
 #[test]
-fn longer_stale_content_is_cut_to_the_new_pid() {
+fn longer_stale_pid_is_replaced_whole() {
     let dir = TempDir::new();
     let path = dir.join("worker.pid");
-    std::fs::write(&path, format!("{}\ntrailing notes\n", common::dead_pid())).unwrap();
+    // Above any pid_max, so no process has it.
+    std::fs::write(&path, "2147483646\n").unwrap();
     let _guard = PidFile::new("worker").dir(dir.path()).acquire().unwrap();
     assert_eq!(
         std::fs::read_to_string(&path).unwrap(),
         format!("{}\n", std::process::id())
     );
+}
+
+/// A file is a pidfile only when the pid line is all of it: a blank line or
+/// a stale pid followed by more text may be a configuration file given by
+/// mistake, and is left byte for byte.
+#[test]
+fn text_after_the_first_line_is_unreadable_and_kept() {
+    for content in [
+        "\n# config\nkey = value\n".to_string(),
+        format!("{}\ntrailing notes\n", common::dead_pid()),
+        format!("{}\n\n", common::dead_pid()),
+        "\r\n\r\n".to_string(),
+    ] {
+        let dir = TempDir::new();
+        std::fs::write(dir.join("worker.pid"), &content).unwrap();
+        eprintln!("case: {content:?}");
+        assert_refused_untouched(&dir, is_unreadable);
+        assert_eq!(
+            std::fs::read_to_string(dir.join("worker.pid")).unwrap(),
+            content
+        );
+    }
 }
 
 #[test]

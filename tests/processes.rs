@@ -476,6 +476,6 @@ fn set_pid_refuses_a_group_id_and_a_guard_that_does_not_own_the_file() {
     let error = sharer
         .set_pid(nix::unistd::Pid::from_raw(std::process::id() as i32 + 1))
         .unwrap_err();
-    assert!(matches!(error, Error::Io { .. }), "{error:?}");
+    assert!(matches!(error, Error::NotOwningGuard { .. }), "{error:?}");
     assert_eq!(std::fs::read_to_string(&path).unwrap(), written);
 }

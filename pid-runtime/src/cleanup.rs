@@ -1,6 +1,11 @@
 //! Removing held pidfiles when the process ends without dropping its guards:
 //! on `exit` (an `atexit` handler) and on SIGTERM (a signal handler).
 //!
+//! A SIGTERM that arrives while a thread is between creating a file and
+//! registering it, or between unregistering a file and unlinking it, is
+//! deferred until the last such thread is done, so no file is ever left
+//! behind by a well-timed SIGTERM (see [`Critical`]).
+//!
 //! Held files are kept in a lock-free table of slots, so the signal handler can
 //! walk it without taking a lock or allocating. A slot holds a pointer to an
 //! [`Entry`]; whoever takes the pointer out of the slot (the guard releasing,
@@ -9,12 +14,33 @@
 
 use std::ffi::CString;
 use std::ptr;
-use std::sync::atomic::{AtomicPtr, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Mutex, Once};
 
 use nix::libc;
 
-use crate::TermSignal;
+/// Whether a SIGTERM handler removes held pidfiles before the process dies.
+///
+/// The handler removes the files this process holds, restores SIGTERM's
+/// default action and raises it again, so the process still dies of SIGTERM
+/// as its parent expects. It is installed once per process, at the first
+/// acquisition that asks for it.
+///
+/// A program or runtime that installs its own SIGTERM handler later
+/// (`tokio::signal`, signal-hook, ctrlc) takes over: when that handler calls
+/// ours as "the previous handler", ours does nothing, the program's own
+/// shutdown runs, and its guards remove the files as they drop.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum TermSignal {
+    /// Install the handler only when SIGTERM has its default action, so a
+    /// program (or runtime) that handles SIGTERM itself keeps its handler.
+    #[default]
+    Auto,
+    /// Install the handler in place of any other.
+    Always,
+    /// Leave SIGTERM alone.
+    Never,
+}
 
 /// A held pidfile, as the handlers need it: a ready C path and the identity
 /// of the locked inode, so that a file someone put in its place is spared.
@@ -67,7 +93,8 @@ impl Registration {
     /// end has taken it and is removing the file: then the caller must leave
     /// the file and its descriptor alone.
     pub(crate) fn unregister(self) -> Option<Box<Entry>> {
-        self.slot
+        let entry = self
+            .slot
             .compare_exchange(
                 self.entry,
                 ptr::null_mut(),
@@ -77,14 +104,54 @@ impl Registration {
             .ok()
             // SAFETY: we took the pointer out of the slot, so no one else
             // holds it; it came from Box::into_raw in `register`.
-            .map(|entry| unsafe { Box::from_raw(entry) })
+            .map(|entry| unsafe { Box::from_raw(entry) })?;
+        let held = HeldFile {
+            dev: entry.dev,
+            ino: entry.ino,
+            pid: entry.pid,
+        };
+        let mut held_here = held_here();
+        if let Some(index) = held_here.iter().position(|file| *file == held) {
+            held_here.swap_remove(index);
+        }
+        drop(held_here);
+        Some(entry)
     }
+}
+
+/// The identity of a file that this process holds through a guard.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct HeldFile {
+    dev: libc::dev_t,
+    ino: libc::ino_t,
+    pid: libc::pid_t,
+}
+
+/// The files this process holds, for telling its own holdings from another
+/// process's that happens to have the same pid (in another pid namespace).
+/// Outside signal handlers only.
+static HELD_HERE: Mutex<Vec<HeldFile>> = Mutex::new(Vec::new());
+
+fn held_here() -> std::sync::MutexGuard<'static, Vec<HeldFile>> {
+    HELD_HERE
+        .lock()
+        .unwrap_or_else(|poison| poison.into_inner())
+}
+
+/// Whether this very process holds the file through one of its guards.
+pub(crate) fn holds(dev: libc::dev_t, ino: libc::ino_t, pid: libc::pid_t) -> bool {
+    held_here().contains(&HeldFile { dev, ino, pid })
 }
 
 /// Puts `entry` in the table, so the file is removed if the process calls
 /// `exit` or dies of SIGTERM while holding it.
 pub(crate) fn register(entry: Entry, term_signal: TermSignal) -> Registration {
     install_handlers(term_signal);
+    held_here().push(HeldFile {
+        dev: entry.dev,
+        ino: entry.ino,
+        pid: entry.pid,
+    });
     let entry = Box::into_raw(Box::new(entry));
     let mut chunk: &'static Chunk = &TABLE;
     loop {
@@ -170,15 +237,93 @@ extern "C" fn remove_all_at_exit() {
     remove_all();
 }
 
-extern "C" fn remove_all_on_sigterm(_signal: libc::c_int) {
+/// Threads now between creating a file and registering it, or between
+/// unregistering it and unlinking it.
+static IN_FLIGHT: AtomicUsize = AtomicUsize::new(0);
+/// Set by the SIGTERM handler: the process is to die of SIGTERM.
+static TERMINATING: AtomicBool = AtomicBool::new(false);
+/// Set by whoever removes the files and raises SIGTERM, which happens once.
+static FINISHING: AtomicBool = AtomicBool::new(false);
+
+/// A stretch of an acquisition or a release during which the table does not
+/// yet, or no longer, know a file that exists. A SIGTERM handled meanwhile
+/// is finished by the last thread to leave such a stretch, once the file is
+/// registered (and is removed) or unlinked. Costs four atomic operations.
+pub(crate) struct Critical(());
+
+impl Critical {
+    pub(crate) fn enter() -> Critical {
+        IN_FLIGHT.fetch_add(1, Ordering::SeqCst);
+        if TERMINATING.load(Ordering::SeqCst) {
+            // The handler may have seen no one in flight and be removing
+            // files now: touch nothing, and wait for the process to end.
+            leave();
+            loop {
+                // SAFETY: pause has no preconditions.
+                unsafe { libc::pause() };
+            }
+        }
+        Critical(())
+    }
+}
+
+impl Drop for Critical {
+    fn drop(&mut self) {
+        leave();
+    }
+}
+
+fn leave() {
+    if IN_FLIGHT.fetch_sub(1, Ordering::SeqCst) == 1 && TERMINATING.load(Ordering::SeqCst) {
+        finish_termination();
+    }
+}
+
+/// Removes the held files and dies of SIGTERM. Async-signal-safe.
+fn finish_termination() {
+    if FINISHING.swap(true, Ordering::SeqCst) {
+        return;
+    }
     remove_all();
-    // SAFETY: signal and raise are async-signal-safe. SIGTERM is blocked
-    // while this handler runs, so the raised one is delivered, with the
-    // default action, as soon as it returns: the process dies of SIGTERM.
+    // SAFETY: signal, pthread_sigmask and raise are async-signal-safe.
+    // SIGTERM is unblocked in this thread (in the handler, or in a thread
+    // that blocks it), so the raised one is delivered at once with its
+    // default action: the process dies of SIGTERM, as its parent expects.
     unsafe {
         libc::signal(libc::SIGTERM, libc::SIG_DFL);
+        let mut term: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut term);
+        libc::sigaddset(&mut term, libc::SIGTERM);
+        libc::pthread_sigmask(libc::SIG_UNBLOCK, &term, ptr::null_mut());
         libc::raise(libc::SIGTERM);
     }
+}
+
+extern "C" fn remove_all_on_sigterm(_signal: libc::c_int) {
+    if !is_installed() {
+        // The program installed its own handler over ours and calls us as
+        // its previous one: the shutdown is the program's, and its guards
+        // remove the files as they drop.
+        return;
+    }
+    TERMINATING.store(true, Ordering::SeqCst);
+    if IN_FLIGHT.load(Ordering::SeqCst) > 0 {
+        return;
+    }
+    finish_termination();
+}
+
+/// Whether SIGTERM's disposition is still our handler.
+fn is_installed() -> bool {
+    // SAFETY: sigaction only reads the disposition into a zeroed struct.
+    let mut current: libc::sigaction = unsafe { std::mem::zeroed() };
+    // SAFETY: as above; a null new action changes nothing.
+    let read = unsafe { libc::sigaction(libc::SIGTERM, ptr::null(), &mut current) };
+    read == 0 && current.sa_sigaction == handler_address()
+}
+
+fn handler_address() -> libc::sighandler_t {
+    remove_all_on_sigterm as extern "C" fn(libc::c_int) as libc::sighandler_t
 }
 
 const HANDLER_UNDECIDED: u8 = 0;
@@ -234,7 +379,10 @@ fn install_sigterm_handler(replace: bool) -> bool {
             }
         }
         let mut action: libc::sigaction = std::mem::zeroed();
-        action.sa_sigaction = remove_all_on_sigterm as extern "C" fn(libc::c_int) as usize;
+        action.sa_sigaction = handler_address();
+        // A SIGTERM deferred past an acquisition returns to the program:
+        // its system calls go on rather than fail with EINTR.
+        action.sa_flags = libc::SA_RESTART;
         libc::sigemptyset(&mut action.sa_mask);
         libc::sigaction(libc::SIGTERM, &action, ptr::null_mut()) == 0
     }

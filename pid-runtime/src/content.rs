@@ -1,9 +1,12 @@
-//! What a pidfile says: the first line, trimmed, as a process id.
+//! What a pidfile says, both ways: the text a holder writes, and the verdict
+//! on the text a file holds.
+
+use std::io::Write as _;
 
 use nix::unistd::Pid;
 
-/// How much of a pidfile is read. A process id is at most ten digits, so
-/// anything whose first line does not end within this is not a pidfile.
+/// How much of a pidfile is read. A process id is at most ten digits, so a
+/// file longer than this is not a pidfile.
 pub(crate) const HEAD_LEN: usize = 64;
 
 /// The longest text quoted back in an error.
@@ -11,7 +14,7 @@ const EXCERPT_LEN: usize = 32;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Content {
-    /// Nothing but white space on the first line: no process was recorded.
+    /// Nothing, or a blank line: no process was recorded.
     Empty,
     /// A process id in `1..=i32::MAX`, in canonical decimal.
     Pid(Pid),
@@ -19,17 +22,25 @@ pub(crate) enum Content {
     Invalid,
 }
 
-/// Judges the first `head` bytes of a file; `whole` says whether they are the
-/// whole file.
+/// Judges the first bytes of a file; `whole` says whether they are all of it.
 ///
-/// Only canonical decimal is a process id: no sign, no leading zero, no other
-/// text. `0` and negative numbers are refused above all, because `kill(0, _)`
-/// and `kill(-1, _)` address process groups, not a process.
+/// A pidfile is one line and nothing after it: optional spaces or tabs, a
+/// process id in canonical decimal (no sign, no leading zero), optional
+/// spaces or tabs, then at most one `\n` or `\r\n`. A file that is blank in
+/// the same way is empty. Anything else, such as a blank line followed by
+/// more text or a pid followed by further lines, is not a pidfile: a
+/// configuration file given by mistake must never be judged empty and
+/// overwritten. `0` and negative numbers are refused above all, because
+/// `kill(0, _)` and `kill(-1, _)` address process groups, not a process.
 pub(crate) fn parse(head: &[u8], whole: bool) -> Content {
-    let line = match first_line(head, whole) {
-        Some(line) => line.trim_ascii(),
-        None => return Content::Invalid,
-    };
+    if !whole {
+        return Content::Invalid;
+    }
+    let line = head
+        .strip_suffix(b"\r\n")
+        .or_else(|| head.strip_suffix(b"\n"))
+        .unwrap_or(head);
+    let line = trim_blanks(line);
     if line.is_empty() {
         return Content::Empty;
     }
@@ -45,25 +56,44 @@ pub(crate) fn parse(head: &[u8], whole: bool) -> Content {
     }
 }
 
-/// The start of the first line, for an error message.
-pub(crate) fn excerpt(head: &[u8]) -> String {
-    let line = head.split(|&byte| byte == b'\n').next().unwrap_or_default();
-    let line = String::from_utf8_lossy(line);
-    let mut text: String = line.chars().take(EXCERPT_LEN).collect();
-    if line.chars().nth(EXCERPT_LEN).is_some() {
-        text.push('…');
+fn trim_blanks(mut line: &[u8]) -> &[u8] {
+    while let [b' ' | b'\t', rest @ ..] = line {
+        line = rest;
     }
-    text
+    while let [rest @ .., b' ' | b'\t'] = line {
+        line = rest;
+    }
+    line
 }
 
-/// The first line without its newline; `None` when the line does not end
-/// within `head` and the file goes on past it.
-fn first_line(head: &[u8], whole: bool) -> Option<&[u8]> {
-    match head.iter().position(|&byte| byte == b'\n') {
-        Some(end) => Some(&head[..end]),
-        None if whole => Some(head),
-        None => None,
+/// What a holder writes: `"<pid>\n"`, at most 11 bytes for a positive `i32`.
+pub(crate) struct Text {
+    bytes: [u8; 12],
+    len: usize,
+}
+
+impl Text {
+    pub(crate) fn of(pid: Pid) -> Text {
+        let mut bytes = [0_u8; 12];
+        let mut cursor = &mut bytes[..];
+        writeln!(cursor, "{pid}").expect("a pid and a newline fit in 12 bytes");
+        let len = 12 - cursor.len();
+        Text { bytes, len }
     }
+
+    pub(crate) fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..self.len]
+    }
+}
+
+/// The start of the content, for an error message.
+pub(crate) fn excerpt(head: &[u8]) -> String {
+    let text = String::from_utf8_lossy(head);
+    let mut excerpt: String = text.chars().take(EXCERPT_LEN).collect();
+    if text.chars().nth(EXCERPT_LEN).is_some() {
+        excerpt.push('…');
+    }
+    excerpt
 }
 
 #[cfg(test)]
@@ -83,17 +113,36 @@ mod tests {
     }
 
     #[test]
-    fn white_space_around_the_first_line_is_trimmed() {
+    fn blanks_around_the_pid_and_one_line_ending_are_allowed() {
         assert_eq!(parse(b"  4242 \t\n", true), pid(4242));
         assert_eq!(parse(b"4242\r\n", true), pid(4242));
-        assert_eq!(parse(b"4242\nwhatever follows\n", true), pid(4242));
+        assert_eq!(parse(b"\t4242", true), pid(4242));
     }
 
     #[test]
-    fn blank_first_line_is_empty() {
+    fn nothing_or_a_blank_line_is_empty() {
         assert_eq!(parse(b"", true), Content::Empty);
         assert_eq!(parse(b"\n", true), Content::Empty);
+        assert_eq!(parse(b"\r\n", true), Content::Empty);
         assert_eq!(parse(b" \t \r\n", true), Content::Empty);
+    }
+
+    #[test]
+    fn anything_after_the_line_makes_it_no_pidfile() {
+        for bad in [
+            &b"\n# config\nkey = value\n"[..],
+            b"\n\n",
+            b"\r\n\r\n",
+            b"4242\nwhatever follows\n",
+            b"4242\n\n",
+            b"4242\n ",
+            b"4242\r",
+            b"4242\r\r\n",
+            b"4242\n\r\n",
+            b" \n4242\n",
+        ] {
+            assert_eq!(parse(bad, true), Content::Invalid, "{bad:?}");
+        }
     }
 
     #[test]
@@ -123,30 +172,41 @@ mod tests {
             b"\xff\xfe",
             b"0x2a",
             b"4.2",
+            b"42\x0b",
         ] {
             assert_eq!(parse(bad, true), Content::Invalid, "{bad:?}");
         }
     }
 
     #[test]
-    fn a_first_line_longer_than_the_head_is_invalid() {
+    fn a_file_longer_than_the_head_is_invalid() {
         let digits = [b'1'; HEAD_LEN];
         assert_eq!(parse(&digits, false), Content::Invalid);
-        assert_eq!(parse(&digits, true), Content::Invalid);
+        assert_eq!(parse(b"1\n", false), Content::Invalid);
+    }
+
+    #[test]
+    fn written_text_is_the_pid_and_a_newline() {
+        assert_eq!(Text::of(Pid::from_raw(1)).as_bytes(), b"1\n");
+        assert_eq!(
+            Text::of(Pid::from_raw(i32::MAX)).as_bytes(),
+            b"2147483647\n"
+        );
     }
 
     proptest::proptest! {
         /// Whatever the bytes, the parser answers, and a pid it returns is
-        /// positive and is exactly the trimmed first line.
+        /// positive and is exactly the content without blanks and ending.
         #[test]
         fn any_bytes_are_judged_without_panic(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..=HEAD_LEN + 1)) {
             let whole = bytes.len() <= HEAD_LEN;
             let head = &bytes[..bytes.len().min(HEAD_LEN)];
             if let Content::Pid(pid) = parse(head, whole) {
                 proptest::prop_assert!(pid.as_raw() > 0);
-                let line = head.split(|&b| b == b'\n').next().unwrap().trim_ascii();
-                let written = pid.to_string();
-                proptest::prop_assert_eq!(line, written.as_bytes());
+                let text = std::str::from_utf8(head).unwrap();
+                let text = text.strip_suffix('\n').unwrap_or(text);
+                let text = text.strip_suffix('\r').unwrap_or(text);
+                proptest::prop_assert_eq!(text.trim_matches([' ', '\t']), pid.to_string());
             }
             let _ = excerpt(head);
         }
@@ -157,12 +217,13 @@ mod tests {
         fn every_pid_round_trips(raw in 1..=i32::MAX, padding in "[ \t]{0,3}", ending in "(\n|\r\n|)") {
             let text = format!("{padding}{raw}{padding}{ending}");
             proptest::prop_assert_eq!(parse(text.as_bytes(), true), pid(raw));
+            proptest::prop_assert_eq!(parse(Text::of(Pid::from_raw(raw)).as_bytes(), true), pid(raw));
         }
     }
 
     #[test]
-    fn excerpt_is_the_first_line_cut_short() {
-        assert_eq!(excerpt(b"hello\nworld"), "hello");
+    fn excerpt_is_the_start_cut_short() {
+        assert_eq!(excerpt(b"hello\nworld"), "hello\nworld");
         assert_eq!(excerpt(&[b'7'; 40]), format!("{}…", "7".repeat(32)));
         assert_eq!(excerpt(b"\xff1"), "\u{fffd}1");
     }

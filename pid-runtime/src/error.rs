@@ -90,6 +90,81 @@ pub enum Error {
         pid: Pid,
     },
 
+    /// The path is on a kernel's pseudo file system (procfs, sysfs, cgroupfs,
+    /// debugfs, ...), where a file is a setting or a control, not data: it is
+    /// never opened or written.
+    #[error("{} is on {file_system}, where files are the kernel's settings, not pidfiles; left untouched", .path.display())]
+    #[non_exhaustive]
+    PseudoFileSystem {
+        /// The path.
+        path: PathBuf,
+        /// The kind of file system, such as `"procfs"`.
+        file_system: &'static str,
+    },
+
+    /// A directory or symbolic link on the way to the pidfile can be changed
+    /// by someone other than root and this user, who could then replace,
+    /// forge or delete the pidfile, or point it elsewhere. See
+    /// [`PidFile::allow_insecure_dir`](crate::PidFile::allow_insecure_dir).
+    #[error("{} is unsafe for a pidfile: {reason} (owner uid {owner}, mode {mode:#o})", .path.display())]
+    #[non_exhaustive]
+    InsecureDirectory {
+        /// The directory or symbolic link at fault.
+        path: PathBuf,
+        /// Its owner.
+        owner: u32,
+        /// Its permission bits.
+        mode: u32,
+        /// What makes it unsafe.
+        reason: &'static str,
+    },
+
+    /// A stale pidfile that this user may not take over: it belongs to
+    /// someone else, or refuses to be opened for writing. It is left as it
+    /// is, for its owner or root to remove.
+    #[error("{} is stale{}, but {reason}, so it cannot be taken over (owner uid {owner}); left untouched", .path.display(), StalePid(*.pid))]
+    #[non_exhaustive]
+    CannotTakeOver {
+        /// The pidfile.
+        path: PathBuf,
+        /// Its owner.
+        owner: u32,
+        /// The process id in it, which no longer runs; `None` when empty.
+        pid: Option<Pid>,
+        /// Why it cannot be taken: `"it belongs to another user"`, ...
+        reason: &'static str,
+    },
+
+    /// Only shared locks (such as `flock -s` takes) kept the pidfile from
+    /// being taken, for longer than an acquisition waits: a reader holds it,
+    /// not a running instance.
+    #[error("{} is locked for reading by another process (a shared lock, as `flock -s` takes), not held by a running instance; gave up waiting", .path.display())]
+    #[non_exhaustive]
+    HeldForReading {
+        /// The pidfile.
+        path: PathBuf,
+    },
+
+    /// The file at the path kept being replaced while it was being locked,
+    /// for longer than an acquisition waits.
+    #[error("{} kept being replaced while it was being locked; gave up", .path.display())]
+    #[non_exhaustive]
+    KeptChanging {
+        /// The pidfile.
+        path: PathBuf,
+    },
+
+    /// [`PidFileGuard::set_pid`](crate::PidFileGuard::set_pid) was called on
+    /// a guard that does not own its file (see
+    /// [`PidFileGuard::owns_file`](crate::PidFileGuard::owns_file)): the
+    /// guard that owns it must record the id.
+    #[error("cannot record a pid in {}: another guard of this process owns the file", .path.display())]
+    #[non_exhaustive]
+    NotOwningGuard {
+        /// The pidfile.
+        path: PathBuf,
+    },
+
     /// The pidfile's directory exists but is not a directory.
     #[error("{} is not a directory", .path.display())]
     #[non_exhaustive]
@@ -151,6 +226,12 @@ impl Error {
             | Error::NotARegularFile { path, .. }
             | Error::NotADirectory { path }
             | Error::InvalidPid { path, .. }
+            | Error::PseudoFileSystem { path, .. }
+            | Error::InsecureDirectory { path, .. }
+            | Error::CannotTakeOver { path, .. }
+            | Error::HeldForReading { path }
+            | Error::KeptChanging { path }
+            | Error::NotOwningGuard { path }
             | Error::Io { path, .. } => Some(path),
             Error::InvalidName { .. } | Error::InvalidMode { .. } => None,
         }
@@ -168,7 +249,9 @@ impl Error {
 /// Converts into an [`io::Error`] whose message is this error's and whose kind
 /// says what went wrong: `ResourceBusy` for a running holder, `InvalidInput` for
 /// a bad name, mode or pid, `InvalidData` for a file that is not a pidfile,
-/// `NotADirectory`, or the kind of the underlying system error.
+/// `PermissionDenied` for an unsafe directory or a file that is not ours,
+/// `WouldBlock` for a file others kept busy, `NotADirectory`, or the kind of
+/// the underlying system error.
 impl From<Error> for io::Error {
     fn from(error: Error) -> io::Error {
         let kind = match &error {
@@ -178,7 +261,14 @@ impl From<Error> for io::Error {
             Error::InvalidName { .. } | Error::InvalidMode { .. } | Error::InvalidPid { .. } => {
                 io::ErrorKind::InvalidInput
             }
-            Error::Unreadable { .. } | Error::NotARegularFile { .. } => io::ErrorKind::InvalidData,
+            Error::Unreadable { .. }
+            | Error::NotARegularFile { .. }
+            | Error::PseudoFileSystem { .. } => io::ErrorKind::InvalidData,
+            Error::InsecureDirectory { .. } | Error::CannotTakeOver { .. } => {
+                io::ErrorKind::PermissionDenied
+            }
+            Error::HeldForReading { .. } | Error::KeptChanging { .. } => io::ErrorKind::WouldBlock,
+            Error::NotOwningGuard { .. } => io::ErrorKind::Unsupported,
             Error::NotADirectory { .. } => io::ErrorKind::NotADirectory,
             Error::Io { error, .. } => error.kind(),
         };
@@ -223,6 +313,17 @@ impl fmt::Display for FileKind {
             FileKind::BlockDevice => f.write_str("a block device"),
             FileKind::HardLink { links } => write!(f, "a file with {links} hard links"),
             FileKind::Other => f.write_str("not a regular file"),
+        }
+    }
+}
+
+struct StalePid(Option<Pid>);
+
+impl fmt::Display for StalePid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(pid) => write!(f, " (pid {pid} is gone or reused)"),
+            None => f.write_str(" (empty)"),
         }
     }
 }

@@ -4,8 +4,8 @@ use std::path::{Path, PathBuf};
 
 use nix::unistd::Pid;
 
-use crate::cleanup::{self, Registration};
-use crate::pidfile::write_pid_at_start;
+use crate::cleanup::{self, Critical, Registration};
+use crate::file::write_pid;
 use crate::process::current_pid;
 use crate::Error;
 
@@ -93,9 +93,9 @@ impl PidFileGuard {
     /// `kill $(cat file)` or a service manager must reach.
     ///
     /// The write follows the rules of [`acquire`](crate::PidFile::acquire):
-    /// one write of `"<pid>\n"` at offset 0, then a truncate only when the old
-    /// content was longer, so a reader of the first line sees the old id or
-    /// the new one, never a mix. The lock and the duty to remove the file stay
+    /// the file is emptied, then `"<pid>\n"` is written in one write, so a
+    /// reader sees the old id, nothing, or the new id, never a piece of one
+    /// over the other. The lock and the duty to remove the file stay
     /// with this process and this guard.
     ///
     /// While the file names a process other than its holder, a holder that dies
@@ -122,9 +122,10 @@ impl PidFileGuard {
     ///
     /// # Errors
     ///
-    /// [`Error::Io`] when the write fails, or when this guard does not own the
-    /// file (see [`owns_file`](Self::owns_file)): the guard that owns it must
-    /// record the id. A pid that is not positive is [`Error::InvalidPid`].
+    /// [`Error::Io`] when the write fails; [`Error::NotOwningGuard`] when
+    /// this guard does not own the file (see [`owns_file`](Self::owns_file)):
+    /// the guard that owns it must record the id. A pid that is not positive
+    /// is [`Error::InvalidPid`].
     pub fn set_pid(&mut self, pid: Pid) -> Result<(), Error> {
         if pid.as_raw() <= 0 {
             return Err(Error::InvalidPid {
@@ -133,13 +134,11 @@ impl PidFileGuard {
             });
         }
         let Some(held) = self.held.as_mut() else {
-            return Err(Error::Io {
+            return Err(Error::NotOwningGuard {
                 path: self.path.clone(),
-                operation: "record a pid in",
-                error: std::io::Error::other("another guard of this process owns the file"),
             });
         };
-        held.len = write_pid_at_start(&self.path, held.file.as_fd(), held.len, pid)?;
+        held.len = write_pid(&self.path, held.file.as_fd(), held.len, pid)?;
         self.pid = pid;
         Ok(())
     }
@@ -177,6 +176,7 @@ impl PidFileGuard {
 
 impl Held {
     fn release(self, path: &Path) -> Result<(), Error> {
+        let _critical = Critical::enter();
         let Some(entry) = self.registration.unregister() else {
             // A handler at process end took the entry and removes the file:
             // closing now could let the inode be reused under it.

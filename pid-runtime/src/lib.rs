@@ -59,17 +59,21 @@
 mod cleanup;
 mod content;
 mod error;
+mod file;
 mod guard;
 mod liveness;
 mod lock;
 mod path;
 mod pidfile;
 mod process;
+mod trust;
+mod verdict;
 
+pub use cleanup::TermSignal;
 pub use error::{Error, FileKind};
 pub use guard::PidFileGuard;
 pub use nix::unistd::{Gid, Pid, Uid};
-pub use pidfile::{PidFile, Status, TermSignal};
+pub use pidfile::{PidFile, Status};
 
 /// Holds a pidfile while the function runs: the guard is acquired before the
 /// first statement of the body and released after its value is computed.

@@ -55,7 +55,7 @@ fn started_at(pid: Pid) -> Option<Started> {
 
     let stat = std::fs::read(format!("/proc/{pid}/stat")).ok()?;
     let fields = parse_proc_stat(&stat)?;
-    if matches!(fields.state, b'Z' | b'X' | b'x') || fields.flags & PF_EXITING != 0 {
+    if fields.is_ending() && !other_thread_runs(pid) {
         return Some(Started::Ending);
     }
     let (boot_time, ticks_per_sec) = (*BOOT_TIME_AND_TICKS.get_or_init(|| {
@@ -66,6 +66,25 @@ fn started_at(pid: Pid) -> Option<Started> {
     Some(Started::At(
         boot_time as f64 + fields.start_ticks as f64 / ticks_per_sec as f64,
     ))
+}
+
+/// Whether a thread other than the main one still runs: a process whose
+/// main thread has called `pthread_exit` shows as a zombie, and lives on in
+/// its other threads.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn other_thread_runs(pid: Pid) -> bool {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return false;
+    };
+    let main_thread = pid.to_string();
+    tasks.flatten().any(|task| {
+        let tid = task.file_name();
+        tid.to_str() != Some(main_thread.as_str())
+            && std::fs::read(task.path().join("stat"))
+                .ok()
+                .and_then(|stat| parse_proc_stat(&stat))
+                .is_some_and(|fields| !fields.is_ending())
+    })
 }
 
 #[cfg(not(any(target_os = "linux", target_os = "android")))]
@@ -84,6 +103,13 @@ struct ProcStat {
     flags: u64,
     /// Field 22, clock ticks after boot.
     start_ticks: u64,
+}
+
+impl ProcStat {
+    /// Exiting, a zombie, or dead.
+    fn is_ending(&self) -> bool {
+        matches!(self.state, b'Z' | b'X' | b'x') || self.flags & PF_EXITING != 0
+    }
 }
 
 /// The fields of a `/proc/<pid>/stat` line that tell whether it is ending and

@@ -1,139 +1,24 @@
-//! Opening a pidfile without following, blocking or adopting anything, and
-//! taking the `flock(2)` lock that other pidfile tools take.
+//! The `flock(2)` lock that Python `pid`, util-linux `flock(1)` and BSD
+//! `pidfile(3)` take, and ways to learn whether someone holds it.
+//!
+//! The calls are made on the raw descriptor rather than through nix's
+//! `Flock`: its `Drop` unlocks, and in a forked child that would release the
+//! lock the parent still relies on.
 
-use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
-use std::path::Path;
+use std::os::fd::{AsRawFd, BorrowedFd};
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
-use nix::fcntl::OFlag;
 use nix::libc;
-use nix::sys::stat::{FileStat, Mode, SFlag};
+use nix::sys::stat::FileStat;
 use nix::unistd::Pid;
 
-use crate::content::{self, Content, HEAD_LEN};
-use crate::{Error, FileKind};
-
-/// Never follow a symlink, never block on a FIFO, never adopt a terminal.
-const SAFE_FLAGS: OFlag = OFlag::O_NOFOLLOW
-    .union(OFlag::O_NOCTTY)
-    .union(OFlag::O_CLOEXEC)
-    .union(OFlag::O_NONBLOCK);
-
-/// How long a lock held only shared (someone's `check()` looking) may keep
-/// an acquisition waiting. A loaded machine can stretch a look to milliseconds.
-const SHARED_HOLDER_PATIENCE: Duration = Duration::from_millis(500);
+use crate::content::Content;
+use crate::file::Head;
 
 /// Pauses between reads of a file whose holder has locked it but not yet
 /// written its pid: about 16 ms in all.
 const UNWRITTEN_PID_PAUSES_US: [u64; 8] = [50, 100, 200, 500, 1_000, 2_000, 4_000, 8_000];
-
-/// Opens `path` read-write, creating it with `mode` and its directory if
-/// missing.
-pub(crate) fn open_for_acquire(path: &Path, mode: u32) -> Result<OwnedFd, Error> {
-    let flags = OFlag::O_RDWR | OFlag::O_CREAT | SAFE_FLAGS;
-    let mode = Mode::from_bits_truncate(mode as libc::mode_t);
-    match nix::fcntl::open(path, flags, mode) {
-        Err(Errno::ENOENT) => {
-            let dir = path.parent().unwrap_or(Path::new("/"));
-            create_dir(dir)?;
-            nix::fcntl::open(path, flags, mode).map_err(|error| open_error(path, error))
-        }
-        result => result.map_err(|error| open_error(path, error)),
-    }
-}
-
-/// Opens `path` read-only, never creating it; `None` when there is no file.
-pub(crate) fn open_for_check(path: &Path) -> Result<Option<OwnedFd>, Error> {
-    match nix::fcntl::open(path, OFlag::O_RDONLY | SAFE_FLAGS, Mode::empty()) {
-        Ok(fd) => Ok(Some(fd)),
-        Err(Errno::ENOENT) => Ok(None),
-        Err(error) => Err(open_error(path, error)),
-    }
-}
-
-fn create_dir(dir: &Path) -> Result<(), Error> {
-    use std::os::unix::fs::DirBuilderExt;
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o755)
-        .create(dir)
-        .map_err(|error| match error.raw_os_error() {
-            Some(libc::ENOTDIR) | Some(libc::EEXIST) => not_a_directory(dir),
-            _ => Error::Io {
-                path: dir.to_path_buf(),
-                operation: "create directory",
-                error,
-            },
-        })
-}
-
-/// The deepest ancestor of `dir` (or `dir` itself) that exists and is not a
-/// directory, for an error that points at the right place.
-fn not_a_directory(dir: &Path) -> Error {
-    let culprit = dir
-        .ancestors()
-        .find(|ancestor| {
-            nix::sys::stat::stat(*ancestor).is_ok_and(|stat| file_type(&stat) != SFlag::S_IFDIR)
-        })
-        .unwrap_or(dir);
-    Error::NotADirectory {
-        path: culprit.to_path_buf(),
-    }
-}
-
-/// Explains a refused open: a symlink, directory, socket or device in the
-/// way is `NotARegularFile`, a file in place of a directory `NotADirectory`.
-fn open_error(path: &Path, error: Errno) -> Error {
-    match error {
-        Errno::ENOTDIR => not_a_directory(path.parent().unwrap_or(path)),
-        // ELOOP for O_NOFOLLOW on a symlink (EMLINK on FreeBSD, EFTYPE on
-        // NetBSD), EISDIR, ENXIO for a socket, ENODEV, EOPNOTSUPP, ...:
-        // whatever the system says, lstat tells what is there.
-        _ => match nix::sys::stat::lstat(path) {
-            Ok(stat) => match kind_of(&stat) {
-                Some(kind) if !matches!(kind, FileKind::HardLink { .. }) => {
-                    Error::NotARegularFile {
-                        path: path.to_path_buf(),
-                        kind,
-                    }
-                }
-                _ => Error::io(path, "open", error),
-            },
-            Err(_) => Error::io(path, "open", error),
-        },
-    }
-}
-
-fn file_type(stat: &FileStat) -> SFlag {
-    SFlag::from_bits_truncate(stat.st_mode) & SFlag::S_IFMT
-}
-
-/// What a file that is not a usable pidfile is; `None` for a regular file
-/// with at most one link.
-pub(crate) fn kind_of(stat: &FileStat) -> Option<FileKind> {
-    let kind = match file_type(stat) {
-        SFlag::S_IFREG if stat.st_nlink > 1 => FileKind::HardLink {
-            // nlink_t is 16, 32 or 64 bits wide depending on the system.
-            #[allow(clippy::unnecessary_cast)]
-            links: stat.st_nlink as u64,
-        },
-        SFlag::S_IFREG => return None,
-        SFlag::S_IFLNK => FileKind::Symlink,
-        SFlag::S_IFDIR => FileKind::Directory,
-        SFlag::S_IFIFO => FileKind::Fifo,
-        SFlag::S_IFSOCK => FileKind::Socket,
-        SFlag::S_IFCHR => FileKind::CharDevice,
-        SFlag::S_IFBLK => FileKind::BlockDevice,
-        _ => FileKind::Other,
-    };
-    Some(kind)
-}
-
-/// Whether two stats describe the same inode.
-pub(crate) fn same_file(a: &FileStat, b: &FileStat) -> bool {
-    a.st_dev == b.st_dev && a.st_ino == b.st_ino
-}
 
 fn flock(fd: BorrowedFd<'_>, operation: libc::c_int) -> Result<(), Errno> {
     loop {
@@ -151,17 +36,17 @@ pub(crate) enum Exclusive {
     Taken,
     /// Another descriptor holds the lock exclusively: a real holder.
     Held,
-    /// Only shared holders were in the way, and they stayed too long.
-    SharedTooLong,
+    /// Only shared holders were in the way, until the deadline.
+    Shared,
 }
 
 /// Takes `LOCK_EX` without waiting for a holder.
 ///
-/// A refusal is probed with `LOCK_SH`: when that is granted too, only someone
-/// looking (`check()`) was in the way, so the probe is dropped and the
-/// exclusive lock tried again; when it is refused, a real holder exists.
-pub(crate) fn lock_exclusive(fd: BorrowedFd<'_>) -> Result<Exclusive, Errno> {
-    let mut started: Option<Instant> = None;
+/// A refusal is probed with `LOCK_SH`: when that is granted too, only
+/// readers (`flock -s`, an older `check()`) were in the way, so the probe is
+/// dropped and the exclusive lock tried again until `deadline`; when it is
+/// refused, a real holder exists.
+pub(crate) fn lock_exclusive(fd: BorrowedFd<'_>, deadline: Instant) -> Result<Exclusive, Errno> {
     let mut pause = Duration::from_micros(20);
     loop {
         match flock(fd, libc::LOCK_EX | libc::LOCK_NB) {
@@ -174,54 +59,79 @@ pub(crate) fn lock_exclusive(fd: BorrowedFd<'_>) -> Result<Exclusive, Errno> {
             Err(Errno::EWOULDBLOCK) => return Ok(Exclusive::Held),
             Err(error) => return Err(error),
         }
-        let started = *started.get_or_insert_with(Instant::now);
-        if started.elapsed() > SHARED_HOLDER_PATIENCE {
-            return Ok(Exclusive::SharedTooLong);
+        let now = Instant::now();
+        if now >= deadline {
+            return Ok(Exclusive::Shared);
         }
-        std::thread::sleep(pause);
+        std::thread::sleep(pause.min(deadline - now));
         pause = (pause * 2).min(Duration::from_millis(2));
     }
 }
 
-/// Takes `LOCK_SH` without waiting; false when an exclusive holder exists.
-pub(crate) fn lock_shared(fd: BorrowedFd<'_>) -> Result<bool, Errno> {
+/// Whether another descriptor holds a lock on the file, learned without
+/// taking one where the system allows, so that a peer that does not wait
+/// for the lock (`flock -n`, Python `pid`) is never refused because of us.
+///
+/// On Linux, in the initial pid namespace, `/proc/locks` lists every flock
+/// lock by device and inode. In a container it omits the locks of processes
+/// outside it and of takers that have died while a child holds on, so there,
+/// and on other systems, a `LOCK_SH` is taken and dropped at once.
+pub(crate) fn is_locked(fd: BorrowedFd<'_>, stat: &FileStat) -> Result<bool, Errno> {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    if let Some(locked) = proc_locks::lists(stat) {
+        return Ok(locked);
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    let _ = stat;
     match flock(fd, libc::LOCK_SH | libc::LOCK_NB) {
-        Ok(()) => Ok(true),
-        Err(Errno::EWOULDBLOCK) => Ok(false),
+        Ok(()) => flock(fd, libc::LOCK_UN).map(|()| false),
+        Err(Errno::EWOULDBLOCK) => Ok(true),
         Err(error) => Err(error),
     }
 }
 
-/// The first bytes of the file and whether they are all of it.
-pub(crate) struct Head {
-    bytes: [u8; HEAD_LEN + 1],
-    len: usize,
-}
+#[cfg(any(target_os = "linux", target_os = "android"))]
+mod proc_locks {
+    use std::sync::OnceLock;
 
-impl Head {
-    pub(crate) fn read(fd: BorrowedFd<'_>) -> Result<Head, Errno> {
-        let mut head = Head {
-            bytes: [0; HEAD_LEN + 1],
-            len: 0,
-        };
-        // One byte more than is judged tells whether the file goes on.
-        while head.len < head.bytes.len() {
-            match nix::sys::uio::pread(fd, &mut head.bytes[head.len..], head.len as libc::off_t) {
-                Ok(0) => break,
-                Ok(read) => head.len += read,
-                Err(Errno::EINTR) => {}
-                Err(error) => return Err(error),
-            }
+    use nix::libc;
+    use nix::sys::stat::FileStat;
+
+    /// The inode of the initial pid namespace, fixed by the kernel
+    /// (`PROC_PID_INIT_INO`).
+    const INITIAL_PID_NAMESPACE: libc::ino_t = 0xEFFF_FFFC;
+
+    /// Whether `/proc/locks` lists a flock lock on the file; `None` when its
+    /// answer cannot be trusted here or it cannot be read.
+    pub(super) fn lists(stat: &FileStat) -> Option<bool> {
+        static COMPLETE: OnceLock<bool> = OnceLock::new();
+        let complete = *COMPLETE.get_or_init(|| {
+            nix::sys::stat::stat("/proc/self/ns/pid")
+                .is_ok_and(|ns| ns.st_ino == INITIAL_PID_NAMESPACE)
+        });
+        if !complete {
+            return None;
         }
-        Ok(head)
+        let table = std::fs::read("/proc/locks").ok()?;
+        Some(table_lists(&table, stat.st_dev, stat.st_ino))
     }
 
-    pub(crate) fn content(&self) -> Content {
-        content::parse(self.bytes(), self.len <= HEAD_LEN)
-    }
-
-    pub(crate) fn bytes(&self) -> &[u8] {
-        &self.bytes[..self.len.min(HEAD_LEN)]
+    /// Whether a line of the table is a granted flock lock on the inode:
+    /// `1: FLOCK  ADVISORY  WRITE 4242 00:1c:123456 0 EOF`, with major and
+    /// minor in hex. Waiters (`1: -> FLOCK ...`) hold nothing.
+    pub(super) fn table_lists(table: &[u8], dev: u64, ino: u64) -> bool {
+        let (major, minor) = (
+            libc::major(dev as libc::dev_t),
+            libc::minor(dev as libc::dev_t),
+        );
+        let wanted = format!("{major:02x}:{minor:02x}:{ino}");
+        table.split(|&byte| byte == b'\n').any(|line| {
+            let mut fields = line
+                .split(u8::is_ascii_whitespace)
+                .filter(|field| !field.is_empty())
+                .skip(1);
+            fields.next() == Some(b"FLOCK") && fields.nth(3) == Some(wanted.as_bytes())
+        })
     }
 }
 
@@ -241,4 +151,23 @@ pub(crate) fn holder_pid(fd: BorrowedFd<'_>) -> Option<Pid> {
         }
     }
     None
+}
+
+#[cfg(all(test, any(target_os = "linux", target_os = "android")))]
+mod tests {
+    use super::proc_locks::table_lists;
+
+    #[test]
+    fn proc_locks_lines_are_matched_by_device_and_inode() {
+        let dev = nix::libc::makedev(0, 0x1c);
+        let table = b"1: POSIX  ADVISORY  WRITE 11 00:1c:77 0 EOF\n\
+                      2: FLOCK  ADVISORY  WRITE 12 00:1c:123456 0 EOF\n\
+                      2: -> FLOCK  ADVISORY  WRITE 13 00:1c:99 0 EOF\n\
+                      3: FLOCK  ADVISORY  READ 14 103:02:5 0 EOF\n";
+        assert!(table_lists(table, dev, 123456));
+        assert!(!table_lists(table, dev, 77), "a POSIX lock is another lock");
+        assert!(!table_lists(table, dev, 99), "a waiter holds nothing");
+        assert!(!table_lists(table, dev, 1234567));
+        assert!(table_lists(table, nix::libc::makedev(0x103, 2), 5));
+    }
 }

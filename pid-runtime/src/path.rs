@@ -2,7 +2,7 @@
 
 use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::OsStrExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use nix::fcntl::{AtFlags, AT_FDCWD};
 use nix::sys::stat::SFlag;
@@ -42,17 +42,27 @@ pub(crate) fn file_name(name: &OsStr, enforce_suffix: bool) -> Result<OsString, 
 /// The file name of `argv[0]`: the name a program is known by.
 pub(crate) fn program_name() -> Option<OsString> {
     let arg0 = std::env::args_os().next()?;
-    std::path::Path::new(&arg0)
-        .file_name()
-        .map(ToOwned::to_owned)
+    Path::new(&arg0).file_name().map(ToOwned::to_owned)
+}
+
+/// Where a pidfile's directory came from, which says how to make it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum DefaultDir {
+    /// A run directory that exists and that the effective user can write.
+    Run(PathBuf),
+    /// The effective user's own directory in the temporary directory, made
+    /// `0700` when missing: the shared temporary directory itself would let
+    /// any other user take the name first.
+    Private(PathBuf),
 }
 
 /// The directory used when none is given: the first of the usual run
-/// directories that the effective user can write and search, else the
-/// temporary directory.
-pub(crate) fn default_dir(force_tmpdir: bool) -> PathBuf {
+/// directories that the effective user can write and search, else that
+/// user's private directory in the temporary directory.
+pub(crate) fn default_dir(force_tmpdir: bool) -> DefaultDir {
+    let private = || DefaultDir::Private(private_dir());
     if force_tmpdir {
-        return std::env::temp_dir();
+        return private();
     }
     let euid = geteuid();
     [
@@ -63,10 +73,38 @@ pub(crate) fn default_dir(force_tmpdir: bool) -> PathBuf {
     ]
     .into_iter()
     .find(|dir| is_usable_dir(dir))
-    .unwrap_or_else(std::env::temp_dir)
+    .map_or_else(private, DefaultDir::Run)
 }
 
-fn is_usable_dir(dir: &std::path::Path) -> bool {
+/// `pidfile-<euid>` in the temporary directory.
+pub(crate) fn private_dir() -> PathBuf {
+    temp_dir().join(format!("pidfile-{}", geteuid()))
+}
+
+/// The temporary directory; `/tmp` in a set-user-id or set-group-id
+/// process, which must not let the user who runs it choose (as
+/// `secure_getenv` ignores `TMPDIR` there).
+fn temp_dir() -> PathBuf {
+    if runs_with_borrowed_privilege() {
+        PathBuf::from("/tmp")
+    } else {
+        std::env::temp_dir()
+    }
+}
+
+fn runs_with_borrowed_privilege() -> bool {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    {
+        // SAFETY: getauxval has no preconditions.
+        unsafe { nix::libc::getauxval(nix::libc::AT_SECURE) != 0 }
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    {
+        nix::unistd::getuid() != geteuid() || nix::unistd::getgid() != nix::unistd::getegid()
+    }
+}
+
+fn is_usable_dir(dir: &Path) -> bool {
     let is_dir = nix::sys::stat::stat(dir)
         .map(|stat| SFlag::from_bits_truncate(stat.st_mode) & SFlag::S_IFMT == SFlag::S_IFDIR)
         .unwrap_or(false);
@@ -113,16 +151,16 @@ mod tests {
     }
 
     #[test]
-    fn forced_tmpdir_is_the_temporary_directory() {
-        assert_eq!(default_dir(true), std::env::temp_dir());
+    fn forced_tmpdir_is_this_user_s_private_directory_in_it() {
+        let expected = std::env::temp_dir().join(format!("pidfile-{}", geteuid()));
+        assert_eq!(default_dir(true), DefaultDir::Private(expected));
     }
 
     #[test]
-    fn default_dir_is_a_writable_directory() {
-        let dir = default_dir(false);
-        assert!(
-            is_usable_dir(&dir) || dir == std::env::temp_dir(),
-            "{dir:?}"
-        );
+    fn default_dir_is_a_writable_run_directory_or_the_private_one() {
+        match default_dir(false) {
+            DefaultDir::Run(dir) => assert!(is_usable_dir(&dir), "{dir:?}"),
+            DefaultDir::Private(dir) => assert_eq!(dir, private_dir()),
+        }
     }
 }

@@ -1,28 +1,31 @@
 use std::ffi::{CString, OsString};
-use std::io::Write as _;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
+use std::time::{Duration, Instant};
 
 use nix::libc;
-use nix::sys::stat::{fstat, FileStat, Mode};
+use nix::sys::stat::{FileStat, Mode};
 use nix::unistd::{Gid, Pid, Uid};
 
-use crate::cleanup::{self, Entry};
-use crate::content::{self, Content};
-use crate::liveness::{self, Liveness};
-use crate::lock::{self, Exclusive, Head};
+use crate::cleanup::{self, Critical, Entry, TermSignal};
+use crate::file::{self, Head, Opened};
+use crate::lock::{self, Exclusive};
+use crate::path::{self, DefaultDir};
 use crate::process::current_pid;
-use crate::{path, Error, PidFileGuard};
+use crate::trust::{self, Judged};
+use crate::verdict::{self, Seen, Verdict};
+use crate::{Error, PidFileGuard};
 
 /// The mode a new pidfile gets, whatever the umask.
 const DEFAULT_MODE: u32 = 0o644;
 
-/// How many times a file replaced between open and lock is opened again. Each
-/// retry means another process released the file in that instant, so this
-/// is only reached if something deletes locked files in a loop.
-const MAX_REOPENS: usize = 1_000;
+/// How long one acquisition or check may spend on what others do to the
+/// file: waiting out readers' shared locks, and opening again a file that
+/// was replaced between open and lock. Each retry means another process
+/// released or replaced the file in that instant.
+const PATIENCE: Duration = Duration::from_secs(1);
 
 /// A pidfile: where it lives and how to take it.
 ///
@@ -56,25 +59,32 @@ pub struct PidFile {
     allow_same_pid: bool,
     term_signal: TermSignal,
     force_tmpdir: bool,
-    resolved: OnceLock<PathBuf>,
+    allow_insecure_dir: bool,
+    resolved: OnceLock<Resolved>,
 }
 
-/// Whether a SIGTERM handler removes held pidfiles before the process dies.
-///
-/// The handler removes the files this process holds, restores SIGTERM's
-/// default action and raises it again, so the process still dies of SIGTERM
-/// as its parent expects. It is installed once per process, at the first
-/// acquisition that asks for it.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum TermSignal {
-    /// Install the handler only when SIGTERM has its default action, so a
-    /// program (or runtime) that handles SIGTERM itself keeps its handler.
-    #[default]
-    Auto,
-    /// Install the handler in place of any other.
-    Always,
-    /// Leave SIGTERM alone.
-    Never,
+/// Where a [`PidFile`] is, found once.
+#[derive(Debug, Clone)]
+struct Resolved {
+    path: PathBuf,
+    /// The user's private directory in the temporary directory.
+    private_dir: bool,
+    /// Set once the way to the directory was judged safe.
+    trusted: OnceLock<()>,
+}
+
+impl Resolved {
+    fn dir(&self) -> &Path {
+        self.path.parent().unwrap_or(Path::new("/"))
+    }
+
+    fn dir_mode(&self) -> u32 {
+        if self.private_dir {
+            0o700
+        } else {
+            0o755
+        }
+    }
 }
 
 /// What [`PidFile::check`] found.
@@ -120,6 +130,7 @@ impl PidFile {
             allow_same_pid: false,
             term_signal: TermSignal::Auto,
             force_tmpdir: false,
+            allow_insecure_dir: false,
             resolved: OnceLock::new(),
         }
     }
@@ -173,10 +184,31 @@ impl PidFile {
         self.reconfigured(|pidfile| pidfile.term_signal = policy)
     }
 
-    /// Whether to skip the run directories and use the temporary directory
-    /// when no directory is given (default: false).
+    /// Whether to skip the run directories and use this user's private
+    /// directory in the temporary directory when no directory is given
+    /// (default: false). See [`dir`](Self::dir).
     pub fn force_tmpdir(self, yes: bool) -> PidFile {
         self.reconfigured(|pidfile| pidfile.force_tmpdir = yes)
+    }
+
+    /// Whether to use a directory that someone other than root and this user
+    /// could change (default: false): a directory they own or may write
+    /// without the sticky bit, or a symbolic link of theirs on the way. Such
+    /// a user can then replace, forge or delete the pidfile, or point it at
+    /// a file of this user's choosing, so that two instances run, or a root
+    /// daemon writes where it should not.
+    ///
+    /// # Security
+    ///
+    /// By default every directory and symbolic link from `/` to the pidfile's
+    /// directory must belong to root or to the effective user, and none may
+    /// be writable by others (or by a group other than root's and the
+    /// effective one) unless it has the sticky bit, as `/tmp` has. Otherwise
+    /// [`acquire`](Self::acquire) and [`check`](Self::check) give
+    /// [`Error::InsecureDirectory`] naming the culprit. The check runs once
+    /// per `PidFile`, at its first acquisition or check.
+    pub fn allow_insecure_dir(self, yes: bool) -> PidFile {
+        self.reconfigured(|pidfile| pidfile.allow_insecure_dir = yes)
     }
 
     fn reconfigured(mut self, change: impl FnOnce(&mut PidFile)) -> PidFile {
@@ -192,24 +224,78 @@ impl PidFile {
     /// let path = pid_runtime::PidFile::new("worker").dir("/srv/run").path().unwrap();
     /// assert_eq!(path, std::path::Path::new("/srv/run/worker.pid"));
     /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidName`] for a name that cannot be a file name, and
+    /// [`Error::Io`] when a relative directory cannot be made absolute.
     pub fn path(&self) -> Result<PathBuf, Error> {
-        self.resolved_path().cloned()
+        self.resolved().map(|resolved| resolved.path.clone())
     }
 
-    fn resolved_path(&self) -> Result<&PathBuf, Error> {
-        if let Some(path) = self.resolved.get() {
-            return Ok(path);
+    fn resolved(&self) -> Result<&Resolved, Error> {
+        if let Some(resolved) = self.resolved.get() {
+            return Ok(resolved);
         }
         let file_name = path::file_name(&self.name, self.enforce_pid_suffix)?;
-        let dir = match &self.dir {
-            Some(dir) => std::path::absolute(dir).map_err(|error| Error::Io {
-                path: dir.clone(),
-                operation: "resolve",
-                error,
-            })?,
-            None => path::default_dir(self.force_tmpdir),
+        let (dir, private_dir) = match &self.dir {
+            Some(dir) => {
+                let dir = std::path::absolute(dir).map_err(|error| Error::Io {
+                    path: dir.clone(),
+                    operation: "resolve",
+                    error,
+                })?;
+                (dir, false)
+            }
+            None => match path::default_dir(self.force_tmpdir) {
+                DefaultDir::Run(dir) => (dir, false),
+                DefaultDir::Private(dir) => (dir, true),
+            },
         };
-        Ok(self.resolved.get_or_init(|| dir.join(file_name)))
+        Ok(self.resolved.get_or_init(|| Resolved {
+            path: dir.join(file_name),
+            private_dir,
+            trusted: OnceLock::new(),
+        }))
+    }
+
+    /// Judges the way to the directory once per `PidFile`, creating the
+    /// directory when `create` says so. False when it does not exist.
+    fn trusted_dir(&self, resolved: &Resolved, create: bool) -> Result<bool, Error> {
+        if resolved.trusted.get().is_some() {
+            return Ok(true);
+        }
+        let dir = resolved.dir();
+        let judge = || -> Result<Judged, Error> {
+            if resolved.private_dir {
+                trust::judge_private_dir(dir)?;
+            }
+            if self.allow_insecure_dir {
+                return Ok(if dir.is_dir() {
+                    Judged::Whole
+                } else {
+                    Judged::UpToMissing
+                });
+            }
+            trust::judge_dir(dir)
+        };
+        let mut judged = judge()?;
+        if judged == Judged::UpToMissing && create {
+            file::create_dir(dir, resolved.dir_mode())?;
+            // Judged again: someone may have made the missing part first.
+            judged = judge()?;
+        }
+        if judged == Judged::Whole {
+            let _ = resolved.trusted.set(());
+        }
+        Ok(judged == Judged::Whole)
+    }
+
+    /// Whether a file owned by `uid` may be taken over: it is the effective
+    /// user's, or the owner this `PidFile` gives its files.
+    fn may_own(&self, uid: u32) -> bool {
+        uid == nix::unistd::geteuid().as_raw()
+            || self.owner.0.is_some_and(|owner| owner.as_raw() == uid)
     }
 
     /// Takes the pidfile: locks it, judges what it held, and writes this
@@ -224,122 +310,192 @@ impl PidFile {
     ///   one) holds the lock; it names the holder's pid when the file has one.
     /// - [`Error::AlreadyRunning`]: nobody holds the lock, but the file names
     ///   a live process that started before the file was last written.
+    /// - [`Error::HeldForReading`]: only shared locks were in the way, for
+    ///   longer than an acquisition waits (about a second).
+    /// - [`Error::CannotTakeOver`]: a stale file that belongs to another user,
+    ///   or that this user may not write; left untouched.
     /// - [`Error::Unreadable`]: the file holds something other than a process
     ///   id; it is left untouched.
-    /// - [`Error::NotARegularFile`]: the path is a symlink, directory, FIFO,
-    ///   socket, device or a file with several links; left untouched.
+    /// - [`Error::NotARegularFile`], [`Error::PseudoFileSystem`]: the path is
+    ///   a symlink, directory, FIFO, socket, device, a file with several
+    ///   links, or a kernel's setting; never opened, left untouched.
+    /// - [`Error::InsecureDirectory`]: see [`allow_insecure_dir`](Self::allow_insecure_dir).
+    /// - [`Error::KeptChanging`]: the file kept being replaced.
     /// - [`Error::InvalidName`], [`Error::InvalidMode`],
     ///   [`Error::NotADirectory`], [`Error::Io`].
     ///
     /// A file whose process is gone, is a zombie, or whose id now belongs to a
     /// process that started after the file was written, is stale: it is taken
-    /// over.
+    /// over. An acquisition that fails removes the file it created, and
+    /// leaves a file it did not create as it found it.
     pub fn acquire(&self) -> Result<PidFileGuard, Error> {
         if self.mode & !0o7777 != 0 {
             return Err(Error::InvalidMode { mode: self.mode });
         }
-        let path = self.resolved_path()?;
+        let resolved = self.resolved()?;
+        self.trusted_dir(resolved, true)?;
+        let path = &resolved.path;
         let me = current_pid();
-        for _ in 0..MAX_REOPENS {
-            let file = lock::open_for_acquire(path, self.mode)?;
-            match lock::lock_exclusive(file.as_fd()) {
-                Ok(Exclusive::Taken) => {}
-                Ok(Exclusive::Held | Exclusive::SharedTooLong) => {
-                    let holder = lock::holder_pid(file.as_fd());
-                    if self.allow_same_pid && holder == Some(me) {
-                        return Ok(PidFileGuard::sharing(path.clone(), me));
-                    }
-                    return Err(Error::AlreadyLocked {
-                        path: path.clone(),
-                        pid: holder,
-                    });
-                }
-                Err(error) => return Err(Error::io(path, "lock", error)),
+        let deadline = Instant::now() + PATIENCE;
+        let _critical = Critical::enter();
+        loop {
+            if let Some(guard) = self.try_acquire(resolved, me, deadline)? {
+                return Ok(guard);
             }
-            let Some(stat) = locked_file_stat(path, file.as_fd())? else {
-                continue;
-            };
-            if !still_at_path(path, &stat)? {
-                continue;
+            if Instant::now() >= deadline {
+                return Err(Error::KeptChanging { path: path.clone() });
             }
-            if stat.st_size > 0 {
-                self.judge_old_content(path, file.as_fd(), &stat, me)?;
-            }
-            let len = self.write_pid(path, file.as_fd(), &stat, me)?;
-            return Ok(self.hold(path, me, file, &stat, len));
         }
-        Err(Error::Io {
-            path: path.clone(),
-            operation: "lock",
-            error: std::io::Error::other("the file kept being replaced while it was being locked"),
+    }
+
+    /// One attempt; `None` when the file changed under it and the path must
+    /// be opened again.
+    fn try_acquire(
+        &self,
+        resolved: &Resolved,
+        me: Pid,
+        deadline: Instant,
+    ) -> Result<Option<PidFileGuard>, Error> {
+        let path = &resolved.path;
+        let (fd, seen) = match file::open_for_acquire(path, self.mode, |uid| self.may_own(uid))? {
+            Opened::Created(fd) => (fd, None),
+            Opened::Existing { fd, seen } => (fd, Some(seen)),
+            Opened::NotOurs { fd, seen, reason } => {
+                return refuse_not_ours(path, fd.as_fd(), &seen, reason)
+            }
+            Opened::Vanished => return Ok(None),
+            Opened::NoDirectory => {
+                file::create_dir(resolved.dir(), resolved.dir_mode())?;
+                return Ok(None);
+            }
+        };
+        match lock::lock_exclusive(fd.as_fd(), deadline)
+            .map_err(|error| Error::io(path, "lock", error))?
+        {
+            Exclusive::Taken => {}
+            Exclusive::Held => return self.refuse_held(path, fd.as_fd(), me),
+            Exclusive::Shared => return Err(Error::HeldForReading { path: path.clone() }),
+        }
+        let Some(stat) = file::linked_stat(path, fd.as_fd())? else {
+            return Ok(None);
+        };
+        if seen.is_some_and(|seen| !file::same_file(&seen, &stat))
+            || !file::still_at_path(path, &stat)?
+        {
+            return Ok(None);
+        }
+        let created = seen.is_none();
+        match self.take(path, fd.as_fd(), &stat, created, me) {
+            Ok(len) => Ok(Some(self.hold(path, me, fd, &stat, len))),
+            Err(error) => {
+                if created {
+                    // Still locked by us, so still ours: nobody else wrote it.
+                    let _ = cleanup::remove_if_same(&entry(path, &stat, me));
+                }
+                Err(error)
+            }
+        }
+    }
+
+    /// Answers a lock held by another descriptor.
+    fn refuse_held(
+        &self,
+        path: &Path,
+        fd: BorrowedFd<'_>,
+        me: Pid,
+    ) -> Result<Option<PidFileGuard>, Error> {
+        if self.allow_same_pid {
+            let stat =
+                nix::sys::stat::fstat(fd).map_err(|error| Error::io(path, "inspect", error))?;
+            if cleanup::holds(stat.st_dev, stat.st_ino, me.as_raw()) {
+                return Ok(Some(PidFileGuard::sharing(path.to_path_buf(), me)));
+            }
+        }
+        Err(Error::AlreadyLocked {
+            path: path.to_path_buf(),
+            pid: lock::holder_pid(fd),
         })
     }
 
-    /// Refuses a file whose content says another process may own it.
-    fn judge_old_content(
+    /// Judges the old content of a locked file, then makes it this
+    /// process's; returns the length written. On failure a file that was
+    /// there before is put back as it was.
+    fn take(
         &self,
         path: &Path,
-        file: BorrowedFd<'_>,
+        fd: BorrowedFd<'_>,
         stat: &FileStat,
+        created: bool,
         me: Pid,
-    ) -> Result<(), Error> {
-        match recorded_pid(path, file)? {
-            None => Ok(()),
-            Some(pid) if pid == me && self.allow_same_pid => Ok(()),
-            Some(pid) => match liveness::judge(pid, modified(stat)) {
-                Liveness::Dead | Liveness::Reused => Ok(()),
-                Liveness::Alive => Err(Error::AlreadyRunning {
-                    path: path.to_path_buf(),
-                    pid,
-                }),
-            },
-        }
+    ) -> Result<u64, Error> {
+        let old = if created && stat.st_size == 0 {
+            None
+        } else {
+            let head = Head::read(fd).map_err(|error| Error::io(path, "read", error))?;
+            match verdict::judge(path, &head, stat)? {
+                Verdict::Stale { .. } => {}
+                Verdict::Alive { pid } if pid == me && self.allow_same_pid => {}
+                Verdict::Alive { pid } => {
+                    return Err(Error::AlreadyRunning {
+                        path: path.to_path_buf(),
+                        pid,
+                    })
+                }
+            }
+            Some(head)
+        };
+        let restore = Restore {
+            fd,
+            stat,
+            old: old.as_ref(),
+        };
+        self.set_owner_and_mode(path, fd, stat)
+            .inspect_err(|_| restore.owner_and_mode())?;
+        let old_len = old.as_ref().map_or(0, |head| head.bytes().len() as u64);
+        file::write_pid(path, fd, old_len, me).inspect_err(|_| {
+            restore.content();
+            restore.owner_and_mode();
+        })
     }
 
-    /// Sets mode and owner on the descriptor, then writes `"<pid>\n"`;
-    /// returns the length written.
-    fn write_pid(
+    /// Gives the file the owner and mode asked for, changing only what
+    /// differs.
+    fn set_owner_and_mode(
         &self,
         path: &Path,
-        file: BorrowedFd<'_>,
+        fd: BorrowedFd<'_>,
         stat: &FileStat,
-        pid: Pid,
-    ) -> Result<u64, Error> {
-        // mode_t is 16 bits wide on some systems.
-        #[allow(clippy::unnecessary_cast)]
-        let current_mode = stat.st_mode as u32 & 0o7777;
-        if current_mode != self.mode {
-            let mode = Mode::from_bits_retain(self.mode as libc::mode_t);
-            nix::sys::stat::fchmod(file, mode).map_err(|error| Error::io(path, "chmod", error))?;
-        }
+    ) -> Result<(), Error> {
         let (uid, gid) = self.owner;
         let uid = uid.filter(|uid| uid.as_raw() != stat.st_uid);
         let gid = gid.filter(|gid| gid.as_raw() != stat.st_gid);
         if uid.is_some() || gid.is_some() {
-            nix::unistd::fchown(file, uid, gid).map_err(|error| Error::io(path, "chown", error))?;
+            nix::unistd::fchown(fd, uid, gid).map_err(|error| Error::io(path, "chown", error))?;
         }
-        // st_size is never negative.
-        write_pid_at_start(path, file, stat.st_size.max(0) as u64, pid)
+        // After chown, which may clear the set-id bits. mode_t is 16 bits
+        // wide on some systems.
+        #[allow(clippy::unnecessary_cast)]
+        if stat.st_mode as u32 & 0o7777 != self.mode || uid.is_some() || gid.is_some() {
+            let mode = Mode::from_bits_retain(self.mode as libc::mode_t);
+            nix::sys::stat::fchmod(fd, mode).map_err(|error| Error::io(path, "chmod", error))?;
+        }
+        Ok(())
     }
 
     fn hold(&self, path: &Path, me: Pid, file: OwnedFd, stat: &FileStat, len: u64) -> PidFileGuard {
-        let entry = Entry {
-            // The name was checked for NUL; a directory given with one could
-            // not have been opened.
-            path: CString::new(path.as_os_str().as_bytes()).expect("an opened path has no NUL"),
-            dev: stat.st_dev,
-            ino: stat.st_ino,
-            pid: me.as_raw(),
-        };
-        let registration = cleanup::register(entry, self.term_signal);
+        let registration = cleanup::register(entry(path, stat, me), self.term_signal);
         PidFileGuard::owning(path.to_path_buf(), me, file, registration, len)
     }
 
     /// Looks at the pidfile and says what [`acquire`](Self::acquire) would
     /// meet, without taking, writing, truncating or removing anything.
     ///
-    /// It opens the file read-only and may hold a shared lock on it for an
-    /// instant; an acquisition that meets that lock waits for it to go.
+    /// It opens the file read-only and decides from its content and the
+    /// process it names. Only when they cannot tell (an empty file, or a
+    /// process that is gone, which a new holder may be replacing this very
+    /// moment) does it look for a lock: on Linux in `/proc/locks`, taking
+    /// none; in a container or elsewhere with a shared lock held for an
+    /// instant.
     ///
     /// ```
     /// use pid_runtime::{PidFile, Status};
@@ -356,110 +512,116 @@ impl PidFile {
     /// # Errors
     ///
     /// The same as [`acquire`](Self::acquire) for a file it cannot judge:
-    /// [`Error::Unreadable`], [`Error::NotARegularFile`], and the errors of
-    /// name, directory and system calls.
+    /// [`Error::Unreadable`], [`Error::NotARegularFile`],
+    /// [`Error::PseudoFileSystem`], [`Error::InsecureDirectory`],
+    /// [`Error::KeptChanging`], and the errors of name, directory and
+    /// system calls.
     pub fn check(&self) -> Result<Status, Error> {
-        let path = self.resolved_path()?;
-        for _ in 0..MAX_REOPENS {
-            let Some(file) = lock::open_for_check(path)? else {
+        let resolved = self.resolved()?;
+        if !self.trusted_dir(resolved, false)? {
+            return Ok(Status::NotRunning);
+        }
+        let path = &resolved.path;
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let Some((fd, seen)) = file::open_for_check(path)? else {
                 return Ok(Status::NotRunning);
             };
-            if !lock::lock_shared(file.as_fd()).map_err(|error| Error::io(path, "lock", error))? {
-                return Ok(Status::Running {
-                    pid: lock::holder_pid(file.as_fd()),
-                });
+            if let Some(stat) = file::linked_stat(path, fd.as_fd())? {
+                if file::same_file(&seen, &stat) {
+                    return Ok(match verdict::look(path, fd.as_fd(), &stat)? {
+                        Seen::Held { pid } => Status::Running { pid },
+                        Seen::Alive { pid } => Status::Running { pid: Some(pid) },
+                        Seen::Stale { pid } => Status::Stale { pid },
+                    });
+                }
             }
-            let Some(stat) = locked_file_stat(path, file.as_fd())? else {
-                continue;
-            };
-            let Some(pid) = recorded_pid(path, file.as_fd())? else {
-                return Ok(Status::Stale { pid: None });
-            };
-            if pid == current_pid() && self.allow_same_pid {
-                return Ok(Status::Running { pid: Some(pid) });
+            if Instant::now() >= deadline {
+                return Err(Error::KeptChanging { path: path.clone() });
             }
-            return Ok(match liveness::judge(pid, modified(&stat)) {
-                Liveness::Dead | Liveness::Reused => Status::Stale { pid: Some(pid) },
-                Liveness::Alive => Status::Running { pid: Some(pid) },
-            });
         }
-        Ok(Status::Running { pid: None })
     }
 }
 
-/// The stat of a locked file; `None` when it was unlinked before the lock was
-/// taken (its holder released it), so the path must be opened again.
-fn locked_file_stat(path: &Path, file: BorrowedFd<'_>) -> Result<Option<FileStat>, Error> {
-    let stat = fstat(file).map_err(|error| Error::io(path, "inspect", error))?;
-    if stat.st_nlink == 0 {
+/// Answers a file that this user may not take over, judged without its lock.
+fn refuse_not_ours(
+    path: &Path,
+    fd: BorrowedFd<'_>,
+    seen: &FileStat,
+    reason: &'static str,
+) -> Result<Option<PidFileGuard>, Error> {
+    let Some(stat) = file::linked_stat(path, fd)? else {
+        return Ok(None);
+    };
+    if !file::same_file(seen, &stat) {
         return Ok(None);
     }
-    match lock::kind_of(&stat) {
-        None => Ok(Some(stat)),
-        Some(kind) => Err(Error::NotARegularFile {
-            path: path.to_path_buf(),
-            kind,
-        }),
+    let path = path.to_path_buf();
+    Err(match verdict::look(&path, fd, &stat)? {
+        Seen::Held { pid } => Error::AlreadyLocked { path, pid },
+        Seen::Alive { pid } => {
+            if lock::is_locked(fd, &stat).map_err(|error| Error::io(&path, "lock", error))? {
+                Error::AlreadyLocked {
+                    path,
+                    pid: Some(pid),
+                }
+            } else {
+                Error::AlreadyRunning { path, pid }
+            }
+        }
+        Seen::Stale { pid } => Error::CannotTakeOver {
+            path,
+            owner: stat.st_uid,
+            pid,
+            reason,
+        },
+    })
+}
+
+fn entry(path: &Path, stat: &FileStat, me: Pid) -> Entry {
+    Entry {
+        // The name was checked for NUL; a directory given with one could
+        // not have been opened.
+        path: CString::new(path.as_os_str().as_bytes()).expect("an opened path has no NUL"),
+        dev: stat.st_dev,
+        ino: stat.st_ino,
+        pid: me.as_raw(),
     }
 }
 
-/// Whether `path` still names the locked file: the previous holder may have
-/// unlinked it and another process created a new one between our open and
-/// our lock. Without this, two processes could each hold a file at the path.
-fn still_at_path(path: &Path, stat: &FileStat) -> Result<bool, Error> {
-    match nix::sys::stat::lstat(path) {
-        Ok(now) => Ok(lock::same_file(&now, stat)),
-        Err(nix::Error::ENOENT) => Ok(false),
-        Err(error) => Err(Error::io(path, "inspect", error)),
-    }
+/// How to put back a file that was there before a failed acquisition:
+/// its content, owner and mode.
+struct Restore<'a> {
+    fd: BorrowedFd<'a>,
+    stat: &'a FileStat,
+    old: Option<&'a Head>,
 }
 
-/// The process id the file records; `None` when it is blank, and
-/// [`Error::Unreadable`] when it holds anything but a process id.
-fn recorded_pid(path: &Path, file: BorrowedFd<'_>) -> Result<Option<Pid>, Error> {
-    let head = Head::read(file).map_err(|error| Error::io(path, "read", error))?;
-    match head.content() {
-        Content::Empty => Ok(None),
-        Content::Pid(pid) => Ok(Some(pid)),
-        Content::Invalid => Err(Error::Unreadable {
-            path: path.to_path_buf(),
-            content: content::excerpt(head.bytes()),
-        }),
-    }
-}
+impl Restore<'_> {
+    // Best effort: the acquisition's own error is what the caller reports.
+    // A fresh file has nothing to restore: it is removed.
 
-/// Writes `"<pid>\n"` at offset 0 in one write, then cuts off the rest when
-/// the old content was longer than `old_len` bytes. Returns the new length.
-///
-/// The file is not emptied first: truncating to zero makes some file systems
-/// flush on close, and a reader of the first line sees either the old pid or
-/// the new one, never a mix (a shorter pid ends with its own newline).
-pub(crate) fn write_pid_at_start(
-    path: &Path,
-    file: BorrowedFd<'_>,
-    old_len: u64,
-    pid: Pid,
-) -> Result<u64, Error> {
-    let mut text = [0_u8; 16];
-    let len = {
-        let mut cursor = &mut text[..];
-        writeln!(cursor, "{pid}").expect("a pid fits in 16 bytes");
-        16 - cursor.len()
-    };
-    let written = nix::sys::uio::pwrite(file, &text[..len], 0)
-        .map_err(|error| Error::io(path, "write", error))?;
-    if written != len {
-        return Err(Error::io(path, "write", nix::Error::EIO));
+    fn content(&self) {
+        if let Some(old) = self.old {
+            let _ = nix::unistd::ftruncate(self.fd, 0);
+            let _ = nix::sys::uio::pwrite(self.fd, old.bytes(), 0);
+        }
     }
-    let len = len as u64;
-    if old_len > len {
-        nix::unistd::ftruncate(file, len as libc::off_t)
-            .map_err(|error| Error::io(path, "truncate", error))?;
-    }
-    Ok(len)
-}
 
-/// The file's modification time in seconds since the epoch.
-fn modified(stat: &FileStat) -> f64 {
-    stat.st_mtime as f64 + stat.st_mtime_nsec as f64 / 1e9
+    fn owner_and_mode(&self) {
+        if self.old.is_none() {
+            return;
+        }
+        let _ = nix::unistd::fchown(
+            self.fd,
+            Some(Uid::from_raw(self.stat.st_uid)),
+            Some(Gid::from_raw(self.stat.st_gid)),
+        );
+        // mode_t is 16 bits wide on some systems.
+        #[allow(clippy::unnecessary_cast)]
+        let _ = nix::sys::stat::fchmod(
+            self.fd,
+            Mode::from_bits_retain(self.stat.st_mode as libc::mode_t & 0o7777),
+        );
+    }
 }

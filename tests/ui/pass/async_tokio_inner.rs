@@ -2,5 +2,5 @@
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
     tokio::task::yield_now().await;
-    assert!(std::env::temp_dir().join("ui-async-inner.pid").exists());
+    assert!(pid_runtime::PidFile::new("ui-async-inner").force_tmpdir(true).path().unwrap().exists());
 }

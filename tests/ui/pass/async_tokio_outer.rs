@@ -2,5 +2,5 @@
 #[pid_runtime::pidfile(name = "ui-async-outer", force_tmpdir = true)]
 async fn main() {
     tokio::task::yield_now().await;
-    assert!(std::env::temp_dir().join("ui-async-outer.pid").exists());
+    assert!(pid_runtime::PidFile::new("ui-async-outer").force_tmpdir(true).path().unwrap().exists());
 }

@@ -4,7 +4,7 @@ use std::error::Error;
 #[pid_runtime::pidfile(name = "ui-main-result", force_tmpdir = true, mode = 0o600)]
 #[allow(clippy::unnecessary_wraps)]
 fn main() -> Result<(), Box<dyn Error>> {
-    let path = std::env::temp_dir().join("ui-main-result.pid");
+    let path = pid_runtime::PidFile::new("ui-main-result").force_tmpdir(true).path().unwrap();
     let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(path)?.permissions());
     assert_eq!(mode & 0o7777, 0o600);
     Ok(())
