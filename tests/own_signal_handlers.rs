@@ -17,7 +17,9 @@ fn sigterm_runs_the_program_s_own_shutdown(program: &str) {
     let mut command = Command::new(program);
     command.env("GRACEFUL_DIR", dir.path());
     let (mut child, lines) = spawn_piped(command);
-    let ready = lines.recv_timeout(ANSWER_TIMEOUT).expect("the program is ready");
+    let ready = lines
+        .recv_timeout(ANSWER_TIMEOUT)
+        .expect("the program is ready");
     let path = dir.join("graceful.pid");
     assert_eq!(ready, format!("ready {}", path.display()));
     assert_eq!(

@@ -79,6 +79,42 @@ fn sigterm_removes_the_file_and_the_process_dies_of_sigterm() {
     assert!(!path.exists(), "SIGTERM left {path:?} behind");
 }
 
+/// However a SIGTERM falls among threads that acquire and release in a loop
+/// (between creating a file and registering it, between unregistering and
+/// unlinking it), the process dies of SIGTERM and leaves no file behind.
+/// `PIDFILE_SIGTERM_RUNS` sets how many processes are killed (default 300).
+#[test]
+fn sigterm_during_acquisitions_and_releases_leaves_no_file() {
+    let runs: usize = std::env::var("PIDFILE_SIGTERM_RUNS")
+        .ok()
+        .and_then(|runs| runs.parse().ok())
+        .unwrap_or(300);
+    let mut left_behind = Vec::new();
+    for run in 0..runs {
+        let dir = TempDir::new();
+        let mut holder = Holder::spawn();
+        assert_eq!(holder.ask(&format!("churn {} 4", dir.arg())), "churning");
+        let status = holder.signal_and_wait(Signal::SIGTERM);
+        assert_eq!(
+            status.signal(),
+            Some(Signal::SIGTERM as i32),
+            "run {run}: {status:?}"
+        );
+        let files: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name())
+            .collect();
+        if !files.is_empty() {
+            left_behind.push((run, files));
+        }
+    }
+    assert!(
+        left_behind.is_empty(),
+        "{} of {runs} runs left files: {left_behind:?}",
+        left_behind.len()
+    );
+}
+
 #[test]
 fn sigterm_with_policy_never_leaves_the_file() {
     let dir = TempDir::new();

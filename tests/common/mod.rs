@@ -108,6 +108,24 @@ impl Holder {
         PathBuf::from(path)
     }
 
+    /// Sends `signal` and waits for the process to end, its standard input
+    /// still open, so that it ends by the signal and not by reading the end
+    /// of its input.
+    pub fn signal_and_wait(mut self, signal: Signal) -> ExitStatus {
+        self.signal(signal);
+        let deadline = std::time::Instant::now() + ANSWER_TIMEOUT;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait for the holder") {
+                return status;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the holder outlived {signal}"
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
     pub fn signal(&self, signal: Signal) {
         kill(self.pid, signal).expect("signal the holder");
     }

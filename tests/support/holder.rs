@@ -9,6 +9,9 @@
 //! - `ignore-sigterm` → `ignoring`
 //! - `fork-exit` / `fork-drop`: a forked child exits through `exit` or drops
 //!   its copies of the guards first; → `child-exited CODE`
+//! - `churn DIR THREADS`: each thread acquires and releases `churn-N` in a
+//!   loop, until the process ends; → `churning` once every thread has done
+//!   one cycle
 //! - `exit CODE`, `panic`, `abort`: end while holding every guard
 //!
 //! It prints `ready PID` first.
@@ -67,6 +70,7 @@ fn main() -> ExitCode {
                 // SAFETY: ends the child at once, running nothing more.
                 unsafe { nix::libc::_exit(0) }
             }),
+            ["churn", dir, threads] => churn(dir, threads.parse().expect("a thread count")),
             ["exit", code] => std::process::exit(code.parse().expect("an exit code")),
             ["panic"] => panic!("panicking while holding {} guards", guards.len()),
             ["abort"] => std::process::abort(),
@@ -92,6 +96,32 @@ fn configure(dir: &str, name: &str, options: &[&str]) -> PidFile {
         };
     }
     pidfile
+}
+
+/// Starts `threads` threads that acquire and release their own pidfile in
+/// `dir` for as long as the process lives.
+fn churn(dir: &str, threads: usize) -> String {
+    let (cycled, first_cycles) = std::sync::mpsc::channel();
+    for thread in 0..threads {
+        let pidfile = PidFile::new(format!("churn-{thread}")).dir(dir);
+        let cycled = cycled.clone();
+        std::thread::spawn(move || {
+            let mut cycled = Some(cycled);
+            loop {
+                pidfile
+                    .acquire()
+                    .and_then(PidFileGuard::release)
+                    .expect("acquire and release");
+                if let Some(cycled) = cycled.take() {
+                    let _ = cycled.send(());
+                }
+            }
+        });
+    }
+    for _ in 0..threads {
+        first_cycles.recv().expect("a first cycle");
+    }
+    "churning".to_string()
 }
 
 /// Forks; the child runs `end` on its copies of the guards and must not
