@@ -463,3 +463,110 @@ proptest::proptest! {
         proptest::prop_assert_eq!(snapshot(&path), before);
     }
 }
+
+/// Runs `acquire` and `check` on `dir/worker.pid` as
+/// [`assert_refused_untouched`] does, and asserts from inotify's `IN_OPEN`
+/// events that nothing in `dir` was opened meanwhile.
+fn assert_refused_unopened(dir: &TempDir, expect: impl Fn(&Error) -> bool) {
+    use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
+    let inotify = Inotify::init(InitFlags::IN_NONBLOCK | InitFlags::IN_CLOEXEC).unwrap();
+    inotify
+        .add_watch(dir.path(), AddWatchFlags::IN_OPEN)
+        .unwrap();
+    assert_refused_untouched(dir, expect);
+    match inotify.read_events() {
+        Err(nix::errno::Errno::EAGAIN) => {}
+        Ok(events) => panic!("opened: {events:?}"),
+        Err(error) => panic!("read inotify events: {error}"),
+    }
+}
+
+/// A FIFO with a writer blocked in its open is refused without being opened:
+/// opening it would complete the writer's open, and closing it would then
+/// kill the writer with SIGPIPE. The writer, still waiting, delivers its line
+/// to the reader that opens the FIFO afterwards.
+#[test]
+fn fifo_with_a_blocked_writer_is_never_opened() {
+    let dir = TempDir::new();
+    let fifo = dir.join("worker.pid");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o644)).unwrap();
+    let mut writer = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(r#"echo "still waiting" > "$0""#)
+        .arg(&fifo)
+        .spawn()
+        .unwrap();
+    assert_refused_unopened(&dir, is_not_regular(FileKind::Fifo));
+    let line = within_timeout(move || std::fs::read_to_string(fifo).unwrap());
+    assert_eq!(line, "still waiting\n");
+    assert!(writer.wait().unwrap().success());
+}
+
+/// A device node at the path is refused without being opened (opening
+/// `/dev/ptmx` allocates a terminal, `/dev/watchdog` arms a reset). Needs
+/// root to make the node.
+#[test]
+fn device_node_is_never_opened() {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: making a device node needs root");
+        return;
+    }
+    let dir = TempDir::new();
+    // The node of /dev/null: harmless, should anything open it.
+    nix::sys::stat::mknod(
+        &dir.join("worker.pid"),
+        nix::sys::stat::SFlag::S_IFCHR,
+        nix::sys::stat::Mode::from_bits_truncate(0o666),
+        nix::libc::makedev(1, 3),
+    )
+    .unwrap();
+    assert_refused_unopened(&dir, is_not_regular(FileKind::CharDevice));
+}
+
+/// A socket at the path is refused without an open being tried.
+#[test]
+fn socket_is_never_opened() {
+    let dir = TempDir::new();
+    drop(std::os::unix::net::UnixListener::bind(dir.join("worker.pid")).unwrap());
+    assert_refused_unopened(&dir, is_not_regular(FileKind::Socket));
+}
+
+/// A pidfile path on a kernel's pseudo file system is refused before it is
+/// opened: a sysctl is a setting, and writing a pid into it changes the
+/// system. `ns_last_pid` is harmless to write, should anything write it.
+#[test]
+fn sysctl_in_proc_is_refused_and_never_written() {
+    let pidfile = PidFile::new("ns_last_pid")
+        .dir("/proc/sys/kernel")
+        .enforce_pid_suffix(false);
+    for error in [pidfile.acquire().unwrap_err(), pidfile.check().unwrap_err()] {
+        assert!(
+            matches!(
+                &error,
+                Error::PseudoFileSystem {
+                    file_system: "procfs",
+                    ..
+                }
+            ),
+            "{error:?}"
+        );
+        assert!(
+            error.to_string().contains("/proc/sys/kernel/ns_last_pid"),
+            "{error}"
+        );
+    }
+    let sysfs = PidFile::new("uevent_seqnum")
+        .dir("/sys/kernel")
+        .enforce_pid_suffix(false);
+    let error = sysfs.check().unwrap_err();
+    assert!(
+        matches!(
+            &error,
+            Error::PseudoFileSystem {
+                file_system: "sysfs",
+                ..
+            }
+        ),
+        "{error:?}"
+    );
+}
