@@ -299,21 +299,40 @@ pub(crate) struct Head {
 impl Head {
     /// Reads from offset 0, whatever size the file reports: files on some
     /// file systems say 0 and still have content.
+    ///
+    /// Each look is one `pread`: two would see two moments of a file being
+    /// rewritten and join them. A look is taken as true only when the next
+    /// one agrees with it, so a holder rewriting the file in that instant
+    /// (emptying it, then writing its pid) is never read half-way.
     pub(crate) fn read(fd: BorrowedFd<'_>) -> Result<Head, Errno> {
+        let mut head = Head::read_once(fd)?;
+        // A file rewritten without pause for this long is read as it stands.
+        for _ in 0..100 {
+            let again = Head::read_once(fd)?;
+            if again.bytes[..again.len] == head.bytes[..head.len] {
+                break;
+            }
+            head = again;
+        }
+        Ok(head)
+    }
+
+    fn read_once(fd: BorrowedFd<'_>) -> Result<Head, Errno> {
+        // One byte more than is judged tells whether the file goes on.
         let mut head = Head {
             bytes: [0; HEAD_LEN + 1],
             len: 0,
         };
-        // One byte more than is judged tells whether the file goes on.
-        while head.len < head.bytes.len() {
-            match nix::sys::uio::pread(fd, &mut head.bytes[head.len..], head.len as libc::off_t) {
-                Ok(0) => break,
-                Ok(read) => head.len += read,
+        loop {
+            match nix::sys::uio::pread(fd, &mut head.bytes, 0) {
+                Ok(read) => {
+                    head.len = read;
+                    return Ok(head);
+                }
                 Err(Errno::EINTR) => {}
                 Err(error) => return Err(error),
             }
         }
-        Ok(head)
     }
 
     pub(crate) fn content(&self) -> Content {
