@@ -570,3 +570,93 @@ fn sysctl_in_proc_is_refused_and_never_written() {
         "{error:?}"
     );
 }
+
+/// A small tmpfs, mounted for the test and unmounted when dropped.
+struct SmallTmpfs(TempDir);
+
+impl SmallTmpfs {
+    /// One page, filled: a file can be made, not written.
+    fn full() -> Option<SmallTmpfs> {
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("skipped: mounting a tmpfs needs root");
+            return None;
+        }
+        let dir = TempDir::new();
+        let mounted = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=4k,mode=0755", "tmpfs"])
+            .arg(dir.path())
+            .status()
+            .expect("run mount");
+        if !mounted.success() {
+            eprintln!("skipped: cannot mount a tmpfs here");
+            return None;
+        }
+        let fs = SmallTmpfs(dir);
+        let filler = std::fs::write(fs.0.join("filler"), vec![0_u8; 1 << 16]);
+        assert!(filler.is_err(), "the file system is full");
+        Some(fs)
+    }
+}
+
+impl Drop for SmallTmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg(self.0.path())
+            .status();
+    }
+}
+
+/// A write refused for lack of space leaves no file behind: the file the
+/// acquisition created is removed with the error.
+#[test]
+fn a_full_file_system_leaves_no_empty_file() {
+    let Some(fs) = SmallTmpfs::full() else { return };
+    let error = PidFile::new("worker")
+        .dir(fs.0.path())
+        .acquire()
+        .unwrap_err();
+    assert!(
+        matches!(&error, Error::Io { operation: "write", error, .. } if error.raw_os_error() == Some(nix::libc::ENOSPC)),
+        "{error:?}"
+    );
+    assert!(!fs.0.join("worker.pid").exists(), "an empty file was left");
+}
+
+/// A refused change of owner removes the file the acquisition created, and
+/// leaves a stale file it did not create as it was. Run as an unprivileged
+/// user, who may not give a file to root.
+#[test]
+fn a_refused_chown_removes_the_new_file_and_keeps_an_old_one() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    use std::os::unix::process::CommandExt;
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: needs root to run a helper as another user");
+        return;
+    }
+    let dir = TempDir::new();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let run = dir.join("run");
+    std::fs::create_dir(&run).unwrap();
+    let nobody = nix::unistd::Uid::from_raw(65534);
+    nix::unistd::chown(&run, Some(nobody), None).unwrap();
+    let program = dir.join("pidfile-holder");
+    std::fs::copy(env!("CARGO_BIN_EXE_pidfile-holder"), &program).unwrap();
+    let mut holder = common::Holder::spawn_program(&program, |command| {
+        command.uid(65534).gid(65534);
+    });
+
+    let answer = holder.ask(&format!("acquire {} fresh owner=0", run.display()));
+    assert!(answer.starts_with("err Io - cannot chown"), "{answer}");
+    assert!(!run.join("fresh.pid").exists(), "the new file was left");
+
+    let stale = run.join("stale.pid");
+    std::fs::write(&stale, format!("{}\n", common::dead_pid())).unwrap();
+    nix::unistd::chown(&stale, Some(nobody), None).unwrap();
+    std::fs::set_permissions(&stale, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let before = snapshot(&stale);
+    let mode_before = std::fs::metadata(&stale).unwrap().mode();
+    let answer = holder.ask(&format!("acquire {} stale owner=0 mode=644", run.display()));
+    assert!(answer.starts_with("err Io - cannot chown"), "{answer}");
+    assert_eq!(snapshot(&stale), before);
+    assert_eq!(std::fs::metadata(&stale).unwrap().mode(), mode_before);
+}

@@ -1,7 +1,7 @@
 //! A process the integration tests drive through its standard input, one
 //! command a line, answering one line each on its standard output:
 //!
-//! - `acquire DIR NAME [mode=OCTAL] [same] [term=auto|always|never]` →
+//! - `acquire DIR NAME [mode=OCTAL] [owner=UID] [same] [insecure] [term=auto|always|never]` →
 //!   `ok PID PATH` or `err VARIANT PID|- MESSAGE`
 //! - `check DIR NAME` → `running PID|-`, `stale PID|-`, `not-running`, or `err ...`
 //! - `release` (the newest guard) → `released` or `err ...`
@@ -88,10 +88,15 @@ fn configure(dir: &str, name: &str, options: &[&str]) -> PidFile {
             Some(("mode", mode)) => {
                 pidfile.mode(u32::from_str_radix(mode, 8).expect("an octal mode"))
             }
+            Some(("owner", uid)) => pidfile.owner(
+                Some(pid_runtime::Uid::from_raw(uid.parse().expect("a uid"))),
+                None,
+            ),
             Some(("term", "auto")) => pidfile.term_signal(TermSignal::Auto),
             Some(("term", "always")) => pidfile.term_signal(TermSignal::Always),
             Some(("term", "never")) => pidfile.term_signal(TermSignal::Never),
             None if *option == "same" => pidfile.allow_same_pid(true),
+            None if *option == "insecure" => pidfile.allow_insecure_dir(true),
             _ => panic!("unknown option {option}"),
         };
     }
