@@ -81,8 +81,29 @@ impl Holder {
             lines,
         };
         let ready = holder.read_line();
-        assert_eq!(ready, format!("ready {}", holder.pid));
+        assert!(ready.starts_with("ready "), "{ready}");
         holder
+    }
+
+    /// Runs a copy of the helper, made in `dir` (which becomes searchable
+    /// by all), as `uid` with `uid` as its group; `None`, with a message,
+    /// when this process may not.
+    pub fn spawn_as(dir: &TempDir, uid: u32) -> Option<Holder> {
+        use std::os::unix::fs::PermissionsExt;
+        use std::os::unix::process::CommandExt;
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("skipped: running a helper as another user needs root");
+            return None;
+        }
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))
+            .expect("make the directory searchable");
+        let program = dir.join(&format!("pidfile-holder-{uid}"));
+        if !program.exists() {
+            std::fs::copy(env!("CARGO_BIN_EXE_pidfile-holder"), &program).expect("copy the helper");
+        }
+        Some(Holder::spawn_program(&program, |command| {
+            command.uid(uid).gid(uid);
+        }))
     }
 
     /// Sends a command and returns the answer.
@@ -124,6 +145,16 @@ impl Holder {
             );
             std::thread::sleep(Duration::from_millis(1));
         }
+    }
+
+    /// Acquires `name` in `dir` and returns the path; panics on refusal.
+    pub fn acquire_path(&mut self, dir: &Path, name: &str) -> PathBuf {
+        let answer = self.ask(&format!("acquire {} {name}", dir.display()));
+        let expected = format!("ok {} ", self.pid);
+        let path = answer
+            .strip_prefix(&expected)
+            .unwrap_or_else(|| panic!("acquire answered {answer:?}"));
+        PathBuf::from(path)
     }
 
     pub fn signal(&self, signal: Signal) {

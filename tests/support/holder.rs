@@ -3,7 +3,10 @@
 //!
 //! - `acquire DIR NAME [mode=OCTAL] [owner=UID] [same] [insecure] [term=auto|always|never]` →
 //!   `ok PID PATH` or `err VARIANT PID|- MESSAGE`
-//! - `check DIR NAME` → `running PID|-`, `stale PID|-`, `not-running`, or `err ...`
+//!   (DIR `-` means no directory: the default one, or with `tmp` the private
+//!   temporary one)
+//! - `check DIR NAME [options]` → `running PID|-`, `stale PID|-`, `not-running`, or `err ...`
+//! - `path DIR NAME [options]` → `path PATH` or `err ...`
 //! - `release` (the newest guard) → `released` or `err ...`
 //! - `umask OCTAL` → `umask`
 //! - `ignore-sigterm` → `ignoring`
@@ -37,7 +40,11 @@ fn main() -> ExitCode {
                 }
                 Err(error) => describe(&error),
             },
-            ["check", dir, name] => match PidFile::new(*name).dir(dir).check() {
+            ["path", dir, name, options @ ..] => match configure(dir, name, options).path() {
+                Ok(path) => format!("path {}", path.display()),
+                Err(error) => describe(&error),
+            },
+            ["check", dir, name, options @ ..] => match configure(dir, name, options).check() {
                 Ok(Status::NotRunning) => "not-running".to_string(),
                 Ok(Status::Stale { pid }) => format!("stale {}", or_dash(pid)),
                 Ok(Status::Running { pid }) => format!("running {}", or_dash(pid)),
@@ -82,7 +89,10 @@ fn main() -> ExitCode {
 }
 
 fn configure(dir: &str, name: &str, options: &[&str]) -> PidFile {
-    let mut pidfile = PidFile::new(name).dir(dir);
+    let mut pidfile = PidFile::new(name);
+    if dir != "-" {
+        pidfile = pidfile.dir(dir);
+    }
     for option in options {
         pidfile = match option.split_once('=') {
             Some(("mode", mode)) => {
@@ -97,6 +107,7 @@ fn configure(dir: &str, name: &str, options: &[&str]) -> PidFile {
             Some(("term", "never")) => pidfile.term_signal(TermSignal::Never),
             None if *option == "same" => pidfile.allow_same_pid(true),
             None if *option == "insecure" => pidfile.allow_insecure_dir(true),
+            None if *option == "tmp" => pidfile.force_tmpdir(true),
             _ => panic!("unknown option {option}"),
         };
     }
