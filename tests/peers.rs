@@ -272,23 +272,7 @@ fn flock_takes_the_lock_of_our_killed_holder() {
 
 /// The C peer, compiled with `cc ... -lbsd` into `dir`.
 fn bsd_pidfile(dir: &TempDir) -> PathBuf {
-    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers/bsd_pidfile.c");
-    let binary = dir.join("bsd_pidfile");
-    let built = Command::new("cc")
-        .arg("-o")
-        .arg(&binary)
-        .arg(&source)
-        .arg("-lbsd")
-        .output();
-    let errors = match &built {
-        Ok(output) if output.status.success() => return binary,
-        Ok(output) => String::from_utf8_lossy(&output.stderr).into_owned(),
-        Err(error) => error.to_string(),
-    };
-    panic!(
-        "cannot build the BSD pidfile(3) peer: run tests/peers/install.sh \
-         (or `apt-get install gcc libbsd-dev`)\n{errors}"
-    );
+    common::build_c("tests/peers/bsd_pidfile.c", dir, &["-lbsd"])
 }
 
 fn bsd_peer(binary: &Path, mode: &str, path: &Path) -> Command {

@@ -255,6 +255,44 @@ fn live_unrelated_pid_older_than_the_file_is_already_running() {
     );
 }
 
+/// A process whose main thread has exited while another thread runs shows
+/// as a zombie in `/proc/<pid>/stat`, yet lives: its unlocked file names a
+/// running program and is not taken over.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_process_whose_main_thread_exited_is_alive() {
+    let dir = TempDir::new();
+    let program = common::build_c("tests/support/zombie_leader.c", &dir, &["-pthread"]);
+    let path = dir.join("worker.pid");
+    let mut command = std::process::Command::new(program);
+    command.arg(&path);
+    let (mut child, lines) = common::spawn_piped(command);
+    assert_eq!(
+        lines.recv_timeout(common::ANSWER_TIMEOUT).as_deref(),
+        Ok("ready")
+    );
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    let stat = format!("/proc/{pid}/stat");
+    let deadline = std::time::Instant::now() + common::ANSWER_TIMEOUT;
+    while !std::fs::read_to_string(&stat).unwrap().contains(") Z ") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the main thread never exited"
+        );
+        std::thread::yield_now();
+    }
+    let pidfile = PidFile::new("worker").dir(dir.path());
+    let error = pidfile.acquire().unwrap_err();
+    assert!(
+        matches!(&error, Error::AlreadyRunning { pid: found, .. } if *found == pid),
+        "{error:?}"
+    );
+    assert_eq!(pidfile.check().unwrap(), Status::Running { pid: Some(pid) });
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), format!("{pid}\n"));
+    drop(child.stdin.take());
+    assert!(child.wait().unwrap().success());
+}
+
 #[cfg(target_os = "linux")]
 #[test]
 fn live_pid_younger_than_the_file_is_a_reused_pid_and_taken() {

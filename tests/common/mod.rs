@@ -274,3 +274,30 @@ pub fn spawn_piped(mut command: Command) -> (Child, mpsc::Receiver<String>) {
     let lines = read_lines(child.stdout.take().expect("stdout"));
     (child, lines)
 }
+
+/// Compiles the C program at `source` (relative to the root package) into
+/// `dir` with `cc` and the extra `args`, and returns the binary's path.
+pub fn build_c(source: &str, dir: &TempDir, args: &[&str]) -> PathBuf {
+    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join(source);
+    let binary = dir.join(
+        source
+            .file_stem()
+            .and_then(|stem| stem.to_str())
+            .expect("a source file name"),
+    );
+    let built = Command::new("cc")
+        .arg("-o")
+        .arg(&binary)
+        .arg(&source)
+        .args(args)
+        .output();
+    let errors = match &built {
+        Ok(output) if output.status.success() => return binary,
+        Ok(output) => String::from_utf8_lossy(&output.stderr).into_owned(),
+        Err(error) => error.to_string(),
+    };
+    panic!(
+        "cannot build {}: run tests/peers/install.sh (or `apt-get install gcc libbsd-dev`)\n{errors}",
+        source.display()
+    );
+}
