@@ -31,6 +31,7 @@ pub(crate) struct Args {
     pub(crate) enforce_pid_suffix: Option<bool>,
     pub(crate) term_signal: Option<TermSignal>,
     pub(crate) exit_code: Option<WithSpan<u8>>,
+    pub(crate) entry: Option<WithSpan<bool>>,
     pub(crate) krate: Option<Path>,
 }
 
@@ -83,13 +84,21 @@ impl Args {
             ),
             "term_signal" => set_once(&mut self.term_signal, &key, span, term_signal(&value)?),
             "exit_code" => set_once(&mut self.exit_code, &key, span, exit_code(&value)?),
-            _ => set_once(&mut self.krate, &key, span, crate_path(&value)?),
+            "entry" => {
+                let value = WithSpan {
+                    value: boolean(&key, &value)?,
+                    span,
+                };
+                set_once(&mut self.entry, &key, span, value)
+            }
+            "crate" => set_once(&mut self.krate, &key, span, crate_path(&value)?),
+            _ => unreachable!("every key of KEYS_AND_EXAMPLES has its arm"),
         }
     }
 }
 
 /// The arguments, with an example value each for error messages.
-const KEYS_AND_EXAMPLES: [(&str, &str); 11] = [
+const KEYS_AND_EXAMPLES: [(&str, &str); 12] = [
     ("name", "\"worker\""),
     ("dir", "\"/run/worker\""),
     ("mode", "0o644"),
@@ -100,6 +109,7 @@ const KEYS_AND_EXAMPLES: [(&str, &str); 11] = [
     ("enforce_pid_suffix", "false"),
     ("term_signal", "\"never\""),
     ("exit_code", "1"),
+    ("entry", "false"),
     ("crate", "\"::pid_runtime\""),
 ];
 
@@ -199,6 +209,23 @@ where
 
 fn mode(value: &Expr) -> syn::Result<u32> {
     let mode: u32 = integer("mode", value)?;
+    if let Some(Lit::Int(int)) = literal(value) {
+        let digits = int.to_string();
+        if mode != 0 && !digits.starts_with("0o") {
+            let decimal = !digits.starts_with("0x") && !digits.starts_with("0b");
+            let as_octal = match u32::from_str_radix(int.base10_digits(), 8) {
+                Ok(meant) if decimal => format!(
+                    "; `{}` is decimal, mode {mode:#o}: write `{meant:#o}`",
+                    int.base10_digits()
+                ),
+                _ => String::new(),
+            };
+            return Err(syn::Error::new_spanned(
+                int,
+                format!("`mode` takes permission bits in octal, like `mode = 0o644`{as_octal}"),
+            ));
+        }
+    }
     if mode > 0o7777 {
         return Err(syn::Error::new_spanned(
             value,

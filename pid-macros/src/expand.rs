@@ -40,7 +40,7 @@ fn guard(mut function: ItemFn, args: &Args) -> syn::Result<ItemFn> {
             "#[pidfile] cannot apply to a `const fn`: the pidfile is taken at run time",
         ));
     }
-    let is_main = function.sig.ident == "main";
+    let is_main = is_entry(&function, args)?;
     if !is_main {
         if let Some(exit_code) = &args.exit_code {
             return Err(syn::Error::new(
@@ -49,20 +49,39 @@ fn guard(mut function: ItemFn, args: &Args) -> syn::Result<ItemFn> {
             ));
         }
         if !returns_result(&function.sig.output) {
-            let message = "#[pidfile] on a function other than `main` needs it to return a \
-                           `Result`, so a refused pidfile can be returned as the error";
+            let message = "#[pidfile] on a function other than the program's `main` needs it to \
+                           return a `Result`, so a refused pidfile can be returned as the error; \
+                           the return type is recognized by its name: write `Result<T, E>`, \
+                           `io::Result<T>`, or an alias whose name ends in `Result`";
             return Err(match &function.sig.output {
                 ReturnType::Type(_, ty) => syn::Error::new_spanned(ty, message),
                 ReturnType::Default => syn::Error::new_spanned(&function.sig.ident, message),
             });
         }
     }
-    let acquire = acquisition(args, is_main);
+    let acquire = acquisition(args, is_main, &function.sig.output);
     function
         .block
         .stmts
         .insert(0, syn::parse2::<Stmt>(acquire)?);
     Ok(function)
+}
+
+/// Whether the function is the program's entry, which exits on refusal: a
+/// free `fn main` without receiver, parameters or generics, unless
+/// `entry = false` says it is a `main` in a module or an associated function.
+fn is_entry(function: &ItemFn, args: &Args) -> syn::Result<bool> {
+    let sig = &function.sig;
+    let looks_like_entry =
+        sig.ident == "main" && sig.inputs.is_empty() && sig.generics.params.is_empty();
+    match &args.entry {
+        None => Ok(looks_like_entry),
+        Some(entry) if entry.value && !looks_like_entry => Err(syn::Error::new(
+            entry.span,
+            "`entry = true` applies to a `fn main` without receiver, parameters or generics",
+        )),
+        Some(entry) => Ok(entry.value),
+    }
 }
 
 /// `Result`, `io::Result`, `anyhow::Result`...: any path ending in `Result`.
@@ -87,7 +106,7 @@ fn returns_result(output: &ReturnType) -> bool {
 
 /// `let <guard> = match <builder>.acquire() { .. };` with a binding the
 /// function's body cannot name.
-fn acquisition(args: &Args, is_main: bool) -> TokenStream {
+fn acquisition(args: &Args, is_main: bool, output: &ReturnType) -> TokenStream {
     let site = Span::mixed_site();
     let private = match &args.krate {
         Some(krate) => quote!(#krate::__private),
@@ -138,7 +157,15 @@ fn acquisition(args: &Args, is_main: bool) -> TokenStream {
             Literal::i32_suffixed(args.exit_code.as_ref().map_or(1, |code| code.value.into()));
         quote_spanned!(site=> #private::exit_refused(&#error, #code))
     } else {
-        quote_spanned!(site=> return ::core::result::Result::Err(::core::convert::From::from(#error)))
+        // Spanned at the return type, so an error type that cannot hold a
+        // refusal is reported there, with the hint of `IntoRefusal`.
+        let at_output = match output {
+            ReturnType::Type(_, ty) => syn::spanned::Spanned::span(&**ty),
+            ReturnType::Default => Span::call_site(),
+        };
+        let private = respanned(private.clone(), at_output);
+        let convert = quote_spanned!(at_output=> #private::IntoRefusal::into_refusal(#error));
+        quote_spanned!(site=> return ::core::result::Result::Err(#convert))
     };
     quote_spanned! {site=>
         let #guard = match #builder.acquire() {
@@ -146,6 +173,23 @@ fn acquisition(args: &Args, is_main: bool) -> TokenStream {
             ::core::result::Result::Err(#error) => #refused,
         };
     }
+}
+
+/// `tokens`, every one of them placed at `span`.
+fn respanned(tokens: TokenStream, span: Span) -> TokenStream {
+    tokens
+        .into_iter()
+        .map(|mut token| {
+            if let proc_macro2::TokenTree::Group(group) = &token {
+                let mut inner =
+                    proc_macro2::Group::new(group.delimiter(), respanned(group.stream(), span));
+                inner.set_span(span);
+                token = proc_macro2::TokenTree::Group(inner);
+            }
+            token.set_span(span);
+            token
+        })
+        .collect()
 }
 
 fn optional(id: Option<u32>, ty: &TokenStream) -> TokenStream {

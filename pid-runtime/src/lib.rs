@@ -81,7 +81,7 @@ pub use pidfile::{PidFile, Status};
 /// ```
 /// #[pid_runtime::pidfile(name = "indexer", force_tmpdir = true)]
 /// fn main() {
-///     // Runs only while this process holds $TMPDIR/indexer.pid.
+///     // Runs only while this process holds $TMPDIR/pidfile-<euid>/indexer.pid.
 /// }
 /// ```
 ///
@@ -93,19 +93,23 @@ pub use pidfile::{PidFile, Status};
 /// | --- | --- | --- |
 /// | `name` | any expression that gives a string | the program's name ([`PidFile::for_program`]) |
 /// | `dir` | any expression that gives a path | a run directory ([`PidFile::dir`]) |
-/// | `mode` | integer literal, at most `0o7777` | `0o644` |
+/// | `mode` | octal integer literal, at most `0o7777` | `0o644` |
 /// | `uid`, `gid` | integer literal | leave as created |
 /// | `allow_same_pid`, `force_tmpdir`, `enforce_pid_suffix` | `true` or `false` | as [`PidFile`] |
 /// | `term_signal` | `"auto"`, `"always"` or `"never"` | `"auto"` ([`TermSignal`]) |
-/// | `exit_code` | 0 to 255, on `main` only | 1 |
+/// | `exit_code` | 0 to 255, on the program's `main` only | 1 |
+/// | `entry` | `true` or `false` | whether it is the program's `main`, as below |
 /// | `crate` | the path of this crate as a string, if renamed | `"::pid_runtime"` |
 ///
 /// A string literal given as `name` or `dir` is checked at compile time: an
 /// empty name, or one with `/` or NUL, does not compile.
 ///
+/// A `mode` written in decimal (`mode = 644`, which is `0o1204`) does not
+/// compile: write it in octal.
+///
 /// # When the pidfile is held by someone else
 ///
-/// - `fn main`, whatever it returns, prints one line to standard error,
+/// - The program's `main`, whatever it returns, prints one line to standard error,
 ///   `<program>: already running as pid 4242 (/run/user/1000/indexer.pid)`
 ///   (or the error), and exits with `exit_code`.
 /// - Any other function must return a `Result` whose error type converts from
@@ -132,6 +136,11 @@ pub use pidfile::{PidFile, Status};
 /// }
 /// ```
 ///
+/// The program's `main` is a free `fn main` without receiver, parameters or
+/// generics. A method or associated function named `main` that takes `self`
+/// or parameters is a function like any other; a `main` in a module, or an
+/// associated `fn main()` without parameters, says so with `entry = false`.
+///
 /// `async fn` works too, with the guard held across the body's `.await`s,
 /// under `#[tokio::main]` in either order. Methods, generics and `unsafe fn`
 /// keep their signatures. A `const fn`, or a function other than `main` that
@@ -143,6 +152,24 @@ pub use pid_macros::pidfile;
 #[doc(hidden)]
 pub mod __private {
     pub use crate::{Error, Gid, PidFile, TermSignal, Uid};
+
+    /// What a function under `#[pidfile]` returns as its error when the
+    /// pidfile is refused: any error type that converts from [`Error`].
+    #[diagnostic::on_unimplemented(
+        message = "`#[pidfile]` returns a refused pidfile as the error, but `{Self}` cannot hold a `pid_runtime::Error`",
+        label = "this error type does not convert from `pid_runtime::Error`",
+        note = "return `std::io::Result<_>`, `Result<_, Box<dyn std::error::Error>>` or `anyhow::Result<_>`, or implement `From<pid_runtime::Error>` for `{Self}`"
+    )]
+    pub trait IntoRefusal {
+        /// The refusal as this error type.
+        fn into_refusal(error: Error) -> Self;
+    }
+
+    impl<E: From<Error>> IntoRefusal for E {
+        fn into_refusal(error: Error) -> E {
+            E::from(error)
+        }
+    }
 
     /// Tells the user why `main` will not run, and exits.
     pub fn exit_refused(error: &Error, exit_code: i32) -> ! {

@@ -1,0 +1,2 @@
+#[pid_runtime::pidfile(name = "worker", mode = 644)]
+fn main() {}
