@@ -1,6 +1,8 @@
 //! One acquire + release cycle on tmpfs and on the disk under the temporary
 //! directory, a refused acquire and `check()` while another process holds the
-//! file, and `PidFile::path()`.
+//! file, `check()` of a stale file (the rare path that looks for a lock)
+//! with 1,000 unrelated flock locks held on the machine, and
+//! `PidFile::path()`.
 //!
 //! The holding process is this benchmark program itself, started again with
 //! `PID_RUNTIME_BENCH_HOLD` set: it takes the file, says so on stdout, and
@@ -112,12 +114,44 @@ fn held_by_another_process(c: &mut Criterion) {
     });
 }
 
+/// `check()` of a file naming a dead pid: the content cannot tell, so it
+/// looks for a lock (in `/proc/locks` on Linux, listing 1,000 others here).
+fn stale_among_many_locks(c: &mut Criterion) {
+    let dir = BenchDir::new(&std::env::temp_dir());
+    let others: Vec<std::fs::File> = (0..1_000)
+        .map(|n| {
+            let file = std::fs::File::create(dir.0.join(format!("other-{n}"))).expect("create");
+            // SAFETY: flock on a descriptor that stays open while it is held.
+            let locked = unsafe {
+                nix::libc::flock(std::os::fd::AsRawFd::as_raw_fd(&file), nix::libc::LOCK_EX)
+            };
+            assert_eq!(locked, 0, "lock an unrelated file");
+            file
+        })
+        .collect();
+    let pidfile = PidFile::new("stale").dir(&dir.0);
+    std::fs::write(pidfile.path().expect("path"), "2147483646\n").expect("a stale file");
+    c.bench_function("check on a stale file, 1000 other locks", |b| {
+        b.iter(|| match pidfile.check() {
+            Ok(Status::Stale { pid: Some(_) }) => {}
+            other => panic!("expected Stale with a pid, got {other:?}"),
+        });
+    });
+    drop(others);
+}
+
 fn path(c: &mut Criterion) {
     let pidfile = PidFile::new("worker").dir("/srv/run");
     c.bench_function("path", |b| b.iter(|| pidfile.path().expect("path")));
 }
 
-criterion_group!(benches, cycle, held_by_another_process, path);
+criterion_group!(
+    benches,
+    cycle,
+    held_by_another_process,
+    stale_among_many_locks,
+    path
+);
 
 /// The holder's side: take the file at `path`, say so, hold until stdin closes.
 fn hold(path: &Path) {

@@ -35,18 +35,37 @@
 //!
 //! # Safety with hostile files
 //!
-//! The pidfile is opened with `O_NOFOLLOW | O_NONBLOCK | O_NOCTTY`, then
-//! checked to be a regular file with one link, on the very descriptor that was
-//! locked. A symlink, directory, FIFO, socket, device, hard link, or a file
-//! holding anything but a process id is reported as an error and never
-//! followed, waited on, truncated, rewritten or removed.
+//! A new pidfile is created with `O_CREAT | O_EXCL`; a path that already
+//! exists is looked at with `lstat` first and opened, with `O_NOFOLLOW |
+//! O_NONBLOCK | O_NOCTTY`, only when it is a regular file with one link that
+//! is not on a kernel's pseudo file system. A symlink, directory, FIFO,
+//! socket, device, hard link, sysctl, or a file holding anything but a
+//! process id is reported as an error and never followed, opened, waited on,
+//! truncated, rewritten or removed. Another user's file is judged without
+//! being opened for writing, and is never taken over. A failed acquisition
+//! removes the file it created and restores the one it found.
 //!
-//! # Cleanup
+//! Every directory and symbolic link from `/` to the pidfile's directory must
+//! belong to root or to the effective user, and none may be writable by
+//! others without the sticky bit: see [`PidFile::allow_insecure_dir`].
 //!
-//! The file is removed when the guard drops (also while a panic unwinds),
-//! when the process calls [`std::process::exit`], and on SIGTERM (see
-//! [`TermSignal`]). See [`PidFileGuard`] for what happens on SIGKILL, `abort`
-//! and `fork`.
+//! # What is not guaranteed
+//!
+//! - Deleting or replacing a held file (by hand, a temporary-file cleaner, a
+//!   deploy script) lets a second instance start; keep pidfiles in `/run`,
+//!   which cleaners leave alone.
+//! - `fcntl` and `lockf` locks are a different lock: they do not exclude us.
+//! - A file written from another pid namespace names a pid that means
+//!   something else here: share run directories across containers only for
+//!   the lock.
+//! - With `/proc` mounted `hidepid=2`, start times of other users' processes
+//!   cannot be read, so an unlocked file naming a reused pid is refused.
+//! - A pid is judged reused by comparing its process's start time with the
+//!   file's modification time, both by the wall clock as it stands now: a
+//!   clock step between the write and now moves one against the other. This
+//!   concerns only files written without a lock.
+//! - A relative [`dir`](PidFile::dir) is resolved once per `PidFile` value,
+//!   clones included.
 //!
 //! # Network file systems
 //!

@@ -143,11 +143,16 @@ impl PidFile {
 
     /// The directory to keep the file in; created when missing. A relative
     /// directory is taken from the working directory of the first call that
-    /// needs the path.
+    /// needs the path, once per `PidFile` value (clones made after that
+    /// keep it).
     ///
     /// Without one, the first of `/run/user/<euid>`, `/var/run/user/<euid>`,
     /// `/run` and `/var/run` that the effective user can write is used, else
-    /// the temporary directory.
+    /// `pidfile-<euid>` in the temporary directory: a directory of the user's
+    /// own, made `0700`, refused when it is a symbolic link or belongs to
+    /// someone else, since in the shared temporary directory itself any
+    /// other user could take the name first. A set-user-id or set-group-id
+    /// program ignores `TMPDIR` there and uses `/tmp`.
     pub fn dir(self, dir: impl Into<PathBuf>) -> PidFile {
         self.reconfigured(|pidfile| pidfile.dir = Some(dir.into()))
     }

@@ -11,8 +11,8 @@ import time
 import pid
 
 
-def main():
-    piddir, hold_us = sys.argv[1], int(sys.argv[2])
+def attempt(piddir, hold_us):
+    """One attempt; returns the exit code."""
     pidfile = pid.PidFile(pidname="stress", piddir=piddir, register_term_signal_handler=False)
     try:
         pidfile.create()
@@ -32,4 +32,4 @@ def main():
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(attempt(sys.argv[1], int(sys.argv[2])))

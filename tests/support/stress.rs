@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! pidfile-stress [--procs 8] [--cycles 500] [--hold-us 0]
-//!                [--mode loop|fresh|kill] [--contender rust|python|naive]
+//!                [--mode loop|fresh|kill] [--contender rust|python|python-fork|naive]
 //!                [--check] [--dir DIR]
 //! ```
 //!
@@ -16,6 +16,10 @@
 //! - `--contender python` makes each attempt a Python `pid` 3.0.4 program
 //!   (`tests/peers/stress_attempt.py`, or `stress_loop.py` for `loop`; set
 //!   `PIDFILE_PYTHON`), for comparison.
+//! - `--contender python-fork` (fresh only): one long-lived Python process
+//!   per worker forks a child for each attempt (`tests/peers/stress_fork.py`),
+//!   as a pre-forking server or a cron wrapper does. A new interpreter per
+//!   attempt takes about 25 ms, too slow to meet Python `pid`'s race.
 //! - `--contender naive` (loop only) takes the file as the simplest flock
 //!   pidfile does: open, flock, write, then unlink and close, with no check
 //!   that the locked file is still the one at the path. Its overlaps show
@@ -176,6 +180,7 @@ fn parse_options(args: &[String]) -> Options {
             ("--contender", "rust") => options.contender = "rust",
             ("--contender", "python") => options.contender = "python",
             ("--contender", "naive") => options.contender = "naive",
+            ("--contender", "python-fork") => options.contender = "python-fork",
             ("--dir", dir) => options.dir = Some(PathBuf::from(dir)),
             _ => panic!("unknown option {flag} {value}"),
         }
@@ -183,6 +188,10 @@ fn parse_options(args: &[String]) -> Options {
     assert!(
         options.contender != "naive" || options.mode == Mode::Loop,
         "--contender naive needs --mode loop"
+    );
+    assert!(
+        options.contender != "python-fork" || options.mode == Mode::Fresh,
+        "--contender python-fork needs --mode fresh"
     );
     options
 }
@@ -248,6 +257,8 @@ fn worker(args: &[String]) -> ExitCode {
     let mut tally = Tally::default();
     if mode == "loop" && contender == "python" {
         return python_loop(dir, cycles, hold);
+    } else if contender == "python-fork" {
+        return python_forks(dir, cycles, hold);
     } else if mode == "loop" && contender == "naive" {
         naive_loop(dir, cycles, hold, &mut tally);
     } else if mode == "loop" {
@@ -294,7 +305,17 @@ fn attempt_command(dir: &Path, hold: Duration, python: bool) -> Command {
 /// The loop of `hold_in_a_loop`, made by Python `pid` in a process of its
 /// own (`tests/peers/stress_loop.py`), which prints the same tally line.
 fn python_loop(dir: &Path, cycles: usize, hold: Duration) -> ExitCode {
-    let status = python_command("stress_loop.py")
+    run_python("stress_loop.py", dir, cycles, hold)
+}
+
+/// Fresh attempts forked by one long-lived Python process
+/// (`tests/peers/stress_fork.py`), which prints the same tally line.
+fn python_forks(dir: &Path, cycles: usize, hold: Duration) -> ExitCode {
+    run_python("stress_fork.py", dir, cycles, hold)
+}
+
+fn run_python(script: &str, dir: &Path, cycles: usize, hold: Duration) -> ExitCode {
+    let status = python_command(script)
         .arg(dir)
         .arg(cycles.to_string())
         .arg(hold.as_micros().to_string())
