@@ -50,6 +50,7 @@ const PATIENCE: Duration = Duration::from_secs(1);
 /// # Ok(()) }
 /// ```
 #[derive(Debug, Clone)]
+#[must_use = "a PidFile does nothing until it is acquired or checked"]
 pub struct PidFile {
     name: OsString,
     dir: Option<PathBuf>,
@@ -112,6 +113,23 @@ impl Status {
     /// True for [`Status::Running`].
     pub fn is_running(&self) -> bool {
         matches!(self, Status::Running { .. })
+    }
+
+    /// The process id the file names, running or stale; `None` when there
+    /// is no file or it names none.
+    ///
+    /// ```
+    /// use pid_runtime::{Pid, Status};
+    ///
+    /// assert_eq!(Status::Running { pid: Some(Pid::from_raw(42)) }.pid(), Some(Pid::from_raw(42)));
+    /// assert_eq!(Status::NotRunning.pid(), None);
+    /// ```
+    #[must_use]
+    pub fn pid(&self) -> Option<Pid> {
+        match self {
+            Status::NotRunning => None,
+            Status::Stale { pid } | Status::Running { pid } => *pid,
+        }
     }
 }
 
