@@ -52,6 +52,7 @@ pub(crate) fn open_for_acquire(
     path: &Path,
     mode: u32,
     may_own: impl Fn(u32) -> bool,
+    real: &RealFileSystem,
 ) -> Result<Opened, Error> {
     let create = OFlag::O_RDWR | OFlag::O_CREAT | OFlag::O_EXCL | SAFE_FLAGS;
     match nix::fcntl::open(path, create, Mode::from_bits_truncate(mode as libc::mode_t)) {
@@ -60,7 +61,7 @@ pub(crate) fn open_for_acquire(
         Err(Errno::ENOENT) => return Ok(Opened::NoDirectory),
         Err(error) => return Err(open_error(path, error)),
     }
-    let Some(seen) = inspect(path)? else {
+    let Some(seen) = inspect(path, real)? else {
         return Ok(Opened::Vanished);
     };
     if !may_own(seen.st_uid) {
@@ -92,8 +93,11 @@ pub(crate) fn open_for_acquire(
 
 /// Opens an existing pidfile read-only for judging it; `None` when there is
 /// none. Like [`open_for_acquire`], it opens only a regular file.
-pub(crate) fn open_for_check(path: &Path) -> Result<Option<(OwnedFd, FileStat)>, Error> {
-    let Some(seen) = inspect(path)? else {
+pub(crate) fn open_for_check(
+    path: &Path,
+    real: &RealFileSystem,
+) -> Result<Option<(OwnedFd, FileStat)>, Error> {
+    let Some(seen) = inspect(path, real)? else {
         return Ok(None);
     };
     Ok(open_existing(path, OFlag::O_RDONLY)?.map(|fd| (fd, seen)))
@@ -101,7 +105,7 @@ pub(crate) fn open_for_check(path: &Path) -> Result<Option<(OwnedFd, FileStat)>,
 
 /// The `lstat` of what is at `path`, refused unless it is a regular file
 /// with one link on a real file system; `None` when nothing is there.
-fn inspect(path: &Path) -> Result<Option<FileStat>, Error> {
+fn inspect(path: &Path, real: &RealFileSystem) -> Result<Option<FileStat>, Error> {
     let seen = match nix::sys::stat::lstat(path) {
         Ok(seen) => seen,
         Err(Errno::ENOENT) => return Ok(None),
@@ -114,8 +118,42 @@ fn inspect(path: &Path) -> Result<Option<FileStat>, Error> {
             kind,
         });
     }
-    refuse_pseudo_file_system(path)?;
+    if !real.known(seen.st_dev) {
+        refuse_pseudo_file_system(path)?;
+        real.remember(seen.st_dev);
+    }
     Ok(Some(seen))
+}
+
+/// The device of the last file found on a real file system, so that the
+/// file system is asked once, not at every look: the device number names
+/// a mounted file system while it stays mounted, and a file bound over the
+/// path from elsewhere has the device of where it came from.
+#[derive(Debug, Default)]
+pub(crate) struct RealFileSystem(std::sync::atomic::AtomicU64);
+
+impl RealFileSystem {
+    fn known(&self, dev: libc::dev_t) -> bool {
+        let known = self.0.load(std::sync::atomic::Ordering::Relaxed);
+        known != 0 && known == dev_bits(dev)
+    }
+
+    fn remember(&self, dev: libc::dev_t) {
+        self.0
+            .store(dev_bits(dev), std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// dev_t is 32 bits, signed or not, on some systems and 64 on others.
+#[allow(clippy::unnecessary_cast)]
+fn dev_bits(dev: libc::dev_t) -> u64 {
+    dev as u64
+}
+
+impl Clone for RealFileSystem {
+    fn clone(&self) -> RealFileSystem {
+        RealFileSystem(self.0.load(std::sync::atomic::Ordering::Relaxed).into())
+    }
 }
 
 fn open_existing(path: &Path, access: OFlag) -> Result<Option<OwnedFd>, Error> {
@@ -300,21 +338,12 @@ impl Head {
     /// Reads from offset 0, whatever size the file reports: files on some
     /// file systems say 0 and still have content.
     ///
-    /// Each look is one `pread`: two would see two moments of a file being
-    /// rewritten and join them. A look is taken as true only when the next
-    /// one agrees with it, so a holder rewriting the file in that instant
-    /// (emptying it, then writing its pid) is never read half-way.
+    /// One `pread`: two would see two moments of a file being rewritten and
+    /// join them. A holder empties a file before writing its pid, and the
+    /// kernel makes new bytes visible only with the new size, so one read
+    /// sees the old content, nothing, or the new content.
     pub(crate) fn read(fd: BorrowedFd<'_>) -> Result<Head, Errno> {
-        let mut head = Head::read_once(fd)?;
-        // A file rewritten without pause for this long is read as it stands.
-        for _ in 0..100 {
-            let again = Head::read_once(fd)?;
-            if again.bytes[..again.len] == head.bytes[..head.len] {
-                break;
-            }
-            head = again;
-        }
-        Ok(head)
+        Head::read_once(fd)
     }
 
     fn read_once(fd: BorrowedFd<'_>) -> Result<Head, Errno> {

@@ -68,6 +68,17 @@ pub(crate) fn lock_exclusive(fd: BorrowedFd<'_>, deadline: Instant) -> Result<Ex
     }
 }
 
+/// Whether another descriptor holds the file exclusively, asked with a
+/// non-blocking `LOCK_SH`: refused, nothing was taken; granted, it is
+/// dropped at once.
+pub(crate) fn is_held_exclusively(fd: BorrowedFd<'_>) -> Result<bool, Errno> {
+    match flock(fd, libc::LOCK_SH | libc::LOCK_NB) {
+        Ok(()) => flock(fd, libc::LOCK_UN).map(|()| false),
+        Err(Errno::EWOULDBLOCK) => Ok(true),
+        Err(error) => Err(error),
+    }
+}
+
 /// Whether another descriptor holds a lock on the file, learned without
 /// taking one where the system allows, so that a peer that does not wait
 /// for the lock (`flock -n`, Python `pid`) is never refused because of us.
@@ -83,11 +94,7 @@ pub(crate) fn is_locked(fd: BorrowedFd<'_>, stat: &FileStat) -> Result<bool, Err
     }
     #[cfg(not(any(target_os = "linux", target_os = "android")))]
     let _ = stat;
-    match flock(fd, libc::LOCK_SH | libc::LOCK_NB) {
-        Ok(()) => flock(fd, libc::LOCK_UN).map(|()| false),
-        Err(Errno::EWOULDBLOCK) => Ok(true),
-        Err(error) => Err(error),
-    }
+    is_held_exclusively(fd)
 }
 
 #[cfg(any(target_os = "linux", target_os = "android"))]

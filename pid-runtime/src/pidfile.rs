@@ -72,6 +72,7 @@ struct Resolved {
     private_dir: bool,
     /// Set once the way to the directory was judged safe.
     trusted: OnceLock<()>,
+    real: file::RealFileSystem,
 }
 
 impl Resolved {
@@ -279,6 +280,7 @@ impl PidFile {
             path: dir.join(file_name),
             private_dir,
             trusted: OnceLock::new(),
+            real: file::RealFileSystem::default(),
         }))
     }
 
@@ -380,7 +382,9 @@ impl PidFile {
         deadline: Instant,
     ) -> Result<Option<PidFileGuard>, Error> {
         let path = &resolved.path;
-        let (fd, seen) = match file::open_for_acquire(path, self.mode, |uid| self.may_own(uid))? {
+        let opened =
+            file::open_for_acquire(path, self.mode, |uid| self.may_own(uid), &resolved.real)?;
+        let (fd, seen) = match opened {
             Opened::Created(fd) => (fd, None),
             Opened::Existing { fd, seen } => (fd, Some(seen)),
             Opened::NotOurs { fd, seen, reason } => {
@@ -513,12 +517,14 @@ impl PidFile {
     /// Looks at the pidfile and says what [`acquire`](Self::acquire) would
     /// meet, without taking, writing, truncating or removing anything.
     ///
-    /// It opens the file read-only and decides from its content and the
-    /// process it names. Only when they cannot tell (an empty file, or a
-    /// process that is gone, which a new holder may be replacing this very
-    /// moment) does it look for a lock: on Linux in `/proc/locks`, taking
-    /// none; in a container or elsewhere with a shared lock held for an
-    /// instant.
+    /// It opens the file read-only and takes no lock that a peer could meet:
+    /// a file naming a live process is asked with a non-blocking shared lock
+    /// whether it is held (refused, nothing was taken), and a file that is
+    /// empty or names a process that is gone is looked up in `/proc/locks`
+    /// on Linux. A peer that does not wait for the lock (`flock -n`, Python
+    /// `pid`) can meet a shared lock, for an instant, only on a file that
+    /// nobody holds and that names a live process, or in a container or on
+    /// another system, where `/proc/locks` cannot tell.
     ///
     /// ```
     /// use pid_runtime::{PidFile, Status};
@@ -547,7 +553,7 @@ impl PidFile {
         let path = &resolved.path;
         let deadline = Instant::now() + PATIENCE;
         loop {
-            let Some((fd, seen)) = file::open_for_check(path)? else {
+            let Some((fd, seen)) = file::open_for_check(path, &resolved.real)? else {
                 return Ok(Status::NotRunning);
             };
             if let Some(stat) = file::linked_stat(path, fd.as_fd())? {
@@ -582,16 +588,7 @@ fn refuse_not_ours(
     let path = path.to_path_buf();
     Err(match verdict::look(&path, fd, &stat)? {
         Seen::Held { pid } => Error::AlreadyLocked { path, pid },
-        Seen::Alive { pid } => {
-            if lock::is_locked(fd, &stat).map_err(|error| Error::io(&path, "lock", error))? {
-                Error::AlreadyLocked {
-                    path,
-                    pid: Some(pid),
-                }
-            } else {
-                Error::AlreadyRunning { path, pid }
-            }
-        }
+        Seen::Alive { pid } => Error::AlreadyRunning { path, pid },
         Seen::Stale { pid } => Error::CannotTakeOver {
             path,
             owner: stat.st_uid,

@@ -40,29 +40,47 @@ pub(crate) fn judge(path: &Path, head: &Head, stat: &FileStat) -> Result<Verdict
 pub(crate) enum Seen {
     /// Locked by a holder, who wrote `pid` (or nothing yet).
     Held { pid: Option<Pid> },
-    /// Names a live process that may have written it; whether it is locked
-    /// was not asked, since that is enough to know it is running.
+    /// Not locked, and names a live process that may have written it: a
+    /// program that writes its pidfile without a lock.
     Alive { pid: Pid },
     /// Stale, and nobody holds the lock.
     Stale { pid: Option<Pid> },
 }
 
-/// Judges an open file without taking its lock. The lock is looked for only
-/// when the content cannot tell: an empty file, or a dead or reused pid that
-/// a new holder may be overwriting at this very moment.
+/// Judges an open file without holding its lock, so that a peer that does
+/// not wait for the lock (`flock -n`, Python `pid`) is never refused because
+/// someone looked.
+///
+/// - A file naming a live process is probed with a non-blocking `LOCK_SH`.
+///   Refused, the file is held, and nothing was taken. Granted, the file was
+///   free, and the shared lock is dropped at once; only then is the process's
+///   start time read, to tell its writer from a reuse of the id. This is the
+///   one case in which a shared lock is held for an instant: a free file that
+///   names a live process (left by a program that writes without a lock, or
+///   naming a reused id), where a peer is refused anyway or is about to take
+///   over a file someone else still names.
+/// - A file that is empty or names no live process, which a new holder may
+///   be taking over at this very moment, is looked up in `/proc/locks`
+///   where it lists every lock (see [`lock::is_locked`]), taking none.
 pub(crate) fn look(path: &Path, fd: BorrowedFd<'_>, stat: &FileStat) -> Result<Seen, Error> {
+    let lock_error = |error| Error::io(path, "lock", error);
     let head = Head::read(fd).map_err(|error| Error::io(path, "read", error))?;
-    match judge(path, &head, stat)? {
-        Verdict::Alive { pid } => Ok(Seen::Alive { pid }),
-        Verdict::Stale { pid } => {
-            if lock::is_locked(fd, stat).map_err(|error| Error::io(path, "lock", error))? {
-                Ok(Seen::Held {
-                    pid: lock::holder_pid(fd),
-                })
-            } else {
-                Ok(Seen::Stale { pid })
-            }
+    let pid = head.pid(path)?;
+    if let Some(pid) = pid.filter(|&pid| liveness::exists(pid)) {
+        if lock::is_held_exclusively(fd).map_err(lock_error)? {
+            return Ok(Seen::Held { pid: Some(pid) });
         }
+        return Ok(match liveness::judge(pid, modified(stat)) {
+            Liveness::Alive => Seen::Alive { pid },
+            Liveness::Dead | Liveness::Reused => Seen::Stale { pid: Some(pid) },
+        });
+    }
+    if lock::is_locked(fd, stat).map_err(lock_error)? {
+        Ok(Seen::Held {
+            pid: lock::holder_pid(fd),
+        })
+    } else {
+        Ok(Seen::Stale { pid })
     }
 }
 
