@@ -67,7 +67,7 @@ pub(crate) struct Run {
     #[arg(long, value_name = "N")]
     pub(crate) name: Option<OsString>,
     /// The pidfile's directory [default: the first writable of /run/user/UID,
-    /// /run, /var/run, else the temporary directory]
+    /// /run, /var/run, else pidfile-UID in the temporary directory]
     #[arg(long, value_name = "D")]
     pub(crate) dir: Option<PathBuf>,
     /// The pidfile's permissions, in octal

@@ -34,16 +34,11 @@ pub(crate) enum Judged {
 /// - nor by its group, unless it has the sticky bit or the group is root's
 ///   or the effective group (a user's own directory under a umask of 002).
 pub(crate) fn judge_dir(dir: &Path) -> Result<Judged, Error> {
-    let euid = geteuid().as_raw();
-    let egid = getegid().as_raw();
+    let ids = Ids::default();
     let mut pending: Vec<OsString> = components(dir);
     let mut current = PathBuf::from("/");
-    judge_entry(
-        &current,
-        &lstat_existing(&current)?.expect("/ exists"),
-        euid,
-        egid,
-    )?;
+    let root = lstat_existing(&current)?.expect("/ exists");
+    judge_entry(&current, &root, &ids)?;
     let mut links = 0;
     while let Some(part) = pending.pop() {
         if part == ".." {
@@ -54,7 +49,7 @@ pub(crate) fn judge_dir(dir: &Path) -> Result<Judged, Error> {
         let Some(stat) = lstat_existing(&next)? else {
             return Ok(Judged::UpToMissing);
         };
-        judge_entry(&next, &stat, euid, egid)?;
+        judge_entry(&next, &stat, &ids)?;
         if file_type(&stat) == SFlag::S_IFLNK {
             links += 1;
             if links > MAX_LINKS {
@@ -104,7 +99,24 @@ fn file_type(stat: &FileStat) -> SFlag {
     SFlag::from_bits_truncate(stat.st_mode) & SFlag::S_IFMT
 }
 
-fn judge_entry(path: &Path, stat: &FileStat, euid: u32, egid: u32) -> Result<(), Error> {
+/// The effective ids, asked for only when an owner is not root.
+#[derive(Default)]
+struct Ids {
+    euid: std::cell::OnceCell<u32>,
+    egid: std::cell::OnceCell<u32>,
+}
+
+impl Ids {
+    fn euid(&self) -> u32 {
+        *self.euid.get_or_init(|| geteuid().as_raw())
+    }
+
+    fn egid(&self) -> u32 {
+        *self.egid.get_or_init(|| getegid().as_raw())
+    }
+}
+
+fn judge_entry(path: &Path, stat: &FileStat, ids: &Ids) -> Result<(), Error> {
     // mode_t is 16 bits wide on some systems.
     #[allow(clippy::unnecessary_cast)]
     let mode = stat.st_mode as u32 & 0o7777;
@@ -114,7 +126,7 @@ fn judge_entry(path: &Path, stat: &FileStat, euid: u32, egid: u32) -> Result<(),
         mode,
         reason,
     };
-    if stat.st_uid != 0 && stat.st_uid != euid {
+    if stat.st_uid != 0 && stat.st_uid != ids.euid() {
         return Err(insecure(if file_type(stat) == SFlag::S_IFLNK {
             "a symbolic link on the way belongs to a user other than root and this one"
         } else {
@@ -130,7 +142,7 @@ fn judge_entry(path: &Path, stat: &FileStat, euid: u32, egid: u32) -> Result<(),
             "anyone may replace what is in it (writable by others, without the sticky bit)",
         ));
     }
-    if mode & 0o020 != 0 && !sticky && stat.st_gid != 0 && stat.st_gid != egid {
+    if mode & 0o020 != 0 && !sticky && stat.st_gid != 0 && stat.st_gid != ids.egid() {
         return Err(insecure(
             "members of its group may replace what is in it (group-writable, without the sticky bit)",
         ));
