@@ -7,6 +7,7 @@ exits. Prints the tally as the Rust worker does.
 """
 import os
 import sys
+import traceback
 
 from stress_attempt import attempt
 
@@ -22,7 +23,10 @@ def main():
             code = 2
             try:
                 code = attempt(piddir, hold_us)
+            except BaseException:  # noqa: BLE001 - counted as an error by the parent
+                traceback.print_exc()
             finally:
+                sys.stderr.flush()
                 os._exit(code)
         _, status = os.waitpid(child, 0)
         code = os.waitstatus_to_exitcode(status)
