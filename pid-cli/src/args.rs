@@ -25,10 +25,14 @@ Examples:
   KillMode=mixed
 
 Exit status:
-  run    the command's status, 128+N when it died of signal N; --exit-code
-         (default 1) when another process holds the pidfile; 126 when the
-         command cannot be run, 127 when it is not found; 125 on other errors
-  check  0 running, 1 not running or stale, 2 error
+  run    the command's status; when the command died of signal N, pidfile
+         removes the file and dies of N too; --exit-code (default 1) when
+         another process holds the pidfile; 126 when the command cannot be
+         run, 127 when it is not found; 125 on other errors
+  check  as LSB init scripts: 0 running (the pid is printed when the holder
+         has written one; a holder that has not yet prints nothing), 1 not
+         running but a stale pidfile is left, 3 not running, 4 cannot tell
+         (not a pidfile, not a regular file, an I/O error)
   wait   0 when no one holds the pidfile, 1 on timeout, 2 error
   path   0, or 2 on error
 A usage error exits 2.";
@@ -48,9 +52,11 @@ pub(crate) struct Cli {
 pub(crate) enum Command {
     /// Take the pidfile, run CMD, record its pid, remove the file when it ends.
     ///
-    /// SIGTERM, SIGINT and SIGHUP sent to pidfile are passed on to the command
-    /// once; those the terminal sends reach the command directly and are not
-    /// passed on again.
+    /// Every signal a process sends to pidfile (but SIGKILL, SIGSTOP and
+    /// SIGPIPE) is passed on to the command once; those the terminal sends
+    /// reach the command directly and are not passed on again. When the
+    /// command stops (Ctrl-Z), pidfile stops too, so job control sees one
+    /// job; when it dies of a signal, pidfile dies of the same signal.
     #[command(after_long_help = EXAMPLES)]
     Run(Run),
     /// Print the pid of the process holding the pidfile; changes nothing.
@@ -76,15 +82,13 @@ pub(crate) struct Run {
     /// The exit status when another process holds the pidfile
     #[arg(long, value_name = "STATUS", default_value_t = 1)]
     pub(crate) exit_code: u8,
+    /// Say nothing when another process holds the pidfile (errors are
+    /// still reported), so a crontab line with --exit-code 0 mails nobody
+    #[arg(long, short)]
+    pub(crate) quiet: bool,
     /// Wait for the pidfile instead of giving up, for at most SECS seconds
     /// when given
-    #[arg(
-        long,
-        value_name = "SECS",
-        num_args = 0..=1,
-        require_equals = true,
-        value_parser = parse_seconds
-    )]
+    #[arg(long, value_name = "SECS", num_args = 0..=1, value_parser = parse_seconds)]
     pub(crate) wait: Option<Option<Duration>>,
     /// The command and its arguments
     #[arg(last = true, required = true, value_name = "CMD")]
@@ -154,7 +158,7 @@ mod tests {
     }
 
     #[test]
-    fn wait_takes_an_optional_value_after_an_equals_sign() {
+    fn wait_takes_an_optional_value() {
         let parse = |args: &[&str]| match Cli::try_parse_from(args).unwrap().command {
             Command::Run(run) => (run.wait, run.command),
             other => panic!("{other:?}"),
@@ -167,6 +171,10 @@ mod tests {
         assert_eq!(
             parse(&["pidfile", "run", "--wait=3", "--", "true"]).0,
             Some(Some(Duration::from_secs(3)))
+        );
+        assert_eq!(
+            parse(&["pidfile", "run", "--wait", "5", "--", "true"]).0,
+            Some(Some(Duration::from_secs(5)))
         );
         assert_eq!(
             parse(&["pidfile", "run", "--", "sleep", "--wait"]).1,

@@ -15,7 +15,7 @@ use pid_runtime::{Error, PidFile};
 
 use args::{Cli, Command, Location};
 
-/// The status of a usage error, and of an error in `check`, `wait`, `path`.
+/// The status of a usage error, and of an error in `wait` and `path`.
 const USAGE_OR_ERROR: u8 = 2;
 
 fn main() -> ExitCode {
@@ -23,13 +23,20 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(error) if !error.use_stderr() => error.exit(),
         Err(error) => {
-            // One line, as every other error: clap's first line, less its "error: ".
+            // clap's whole message: which argument, the tip, the usage.
             let rendered = error.render().to_string();
-            let first = rendered.lines().next().unwrap_or_default();
-            say(format_args!(
-                "{} (see pidfile --help)",
-                first.strip_prefix("error: ").unwrap_or(first)
-            ));
+            let message = rendered.strip_prefix("error: ").unwrap_or(&rendered);
+            eprint!("pidfile: {message}");
+            if error.kind() == clap::error::ErrorKind::UnknownArgument
+                && std::env::args_os()
+                    .nth(1)
+                    .is_some_and(|command| command == "run")
+                && !std::env::args_os().any(|arg| arg == "--")
+            {
+                eprintln!(
+                    "tip: put `--` before the command: pidfile run [OPTIONS] -- CMD [ARGS]..."
+                );
+            }
             return ExitCode::from(USAGE_OR_ERROR);
         }
     };

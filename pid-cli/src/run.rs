@@ -2,18 +2,18 @@
 //! signals on, and remove the file when it ends.
 
 use std::ffi::OsStr;
-use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
-use std::process::{Child, ExitCode, ExitStatus};
+use std::process::ExitCode;
 use std::time::Instant;
 
 use nix::sys::signal::{kill, Signal};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 use pid_runtime::{Error, PidFile, PidFileGuard, TermSignal};
 
 use crate::args::Run;
 use crate::say;
-use crate::signals::{Blocked, Received};
+use crate::signals::{die_of, Blocked, Received};
 use crate::status::Backoff;
 
 /// A command that was found but cannot be run, as shells report it.
@@ -60,13 +60,14 @@ pub(crate) fn run(args: Run) -> ExitCode {
     };
     let mut guard = match acquire(&pidfile, args.wait, &signals) {
         Ok(guard) => guard,
+        Err(NotTaken::Busy(_)) if args.quiet => return ExitCode::from(args.exit_code),
         Err(NotTaken::Busy(error)) => return crate::fail(&error, args.exit_code),
         Err(NotTaken::Failed(error)) => return crate::fail(&error, OWN_ERROR),
-        Err(NotTaken::Signaled(signal)) => return died_of(signal as i32),
+        Err(NotTaken::Signaled(signal)) => return died_of(signal),
     };
     let mut command = std::process::Command::new(program);
     command.args(program_args);
-    signals.unblock_in(&mut command);
+    signals.restore_in(&mut command);
     let child = match command.spawn() {
         Ok(child) => child,
         Err(error) => {
@@ -85,9 +86,22 @@ pub(crate) fn run(args: Run) -> ExitCode {
     if let Err(error) = guard.set_pid(child_pid) {
         say(format_args!("{error}; the file names pidfile itself"));
     }
-    let status = supervise(child, child_pid, &signals, program);
+    let ended = supervise(child_pid, &signals, program);
+    drop(child); // reaped by supervise; the handle has nothing left to do
     release(guard);
-    status
+    match ended {
+        Ended::Exited(code) => ExitCode::from(code),
+        Ended::Killed(signal) => died_of(signal),
+        Ended::Failed => ExitCode::from(OWN_ERROR),
+    }
+}
+
+/// How the command ended.
+enum Ended {
+    Exited(u8),
+    Killed(Signal),
+    /// pidfile could no longer wait for it.
+    Failed,
 }
 
 /// Takes the pidfile, waiting for it when `wait` says so: `Some(None)` for
@@ -111,9 +125,13 @@ fn acquire(
         let Some(pause) = backoff.next_until(deadline) else {
             return Err(NotTaken::Busy(busy));
         };
-        // The pause is spent listening, so a Ctrl-C ends the wait at once.
+        // The pause is spent listening, so a Ctrl-C ends the wait at once,
+        // and a Ctrl-Z stops it.
         match signals.next(Some(pause)) {
-            Ok(Some(Received { signal, .. })) if signal != Signal::SIGCHLD => {
+            Ok(Some(Received { signal, .. })) if is_stop(signal) => {
+                let _ = signals.stop_with(signal);
+            }
+            Ok(Some(Received { signal, .. })) if ends_a_process(signal) => {
                 return Err(NotTaken::Signaled(signal))
             }
             Ok(_) => {}
@@ -125,54 +143,77 @@ fn acquire(
     }
 }
 
-/// Passes signals on to the child until it ends; returns its status as a
-/// shell reports it.
-fn supervise(mut child: Child, pid: Pid, signals: &Blocked, program: &OsStr) -> ExitCode {
+/// The signals whose default action stops a process.
+fn is_stop(signal: Signal) -> bool {
+    matches!(
+        signal,
+        Signal::SIGTSTP | Signal::SIGTTIN | Signal::SIGTTOU | Signal::SIGSTOP
+    )
+}
+
+/// Whether `signal`'s default action ends a process (rather than ignoring
+/// it, stopping it or continuing it).
+fn ends_a_process(signal: Signal) -> bool {
+    !is_stop(signal)
+        && !matches!(
+            signal,
+            Signal::SIGCHLD | Signal::SIGCONT | Signal::SIGURG | Signal::SIGWINCH
+        )
+}
+
+/// Passes signals on to the child until it ends, and stops when it stops,
+/// so that a shell's job control sees one job.
+///
+/// A signal sent by a process is passed on once; one the kernel sent (a
+/// terminal's Ctrl-C, Ctrl-Z, hang-up or resize) went to the whole process
+/// group, the child included, and passing it on would deliver it twice.
+fn supervise(child: Pid, signals: &Blocked, program: &OsStr) -> Ended {
+    let flags = WaitPidFlag::WNOHANG | WaitPidFlag::WUNTRACED | WaitPidFlag::WCONTINUED;
     loop {
-        // The child is reaped only here, so `pid` is its own while signals
-        // are passed on.
-        match child.try_wait() {
-            Ok(Some(status)) => return status_of(status),
-            Ok(None) => {}
+        // The child is reaped only here, so `child` is its own while
+        // signals are passed on.
+        match waitpid(child, Some(flags)) {
+            Ok(WaitStatus::Exited(_, code)) => return Ended::Exited(code as u8),
+            Ok(WaitStatus::Signaled(_, signal, _)) => return Ended::Killed(signal),
+            Ok(WaitStatus::Stopped(_, signal)) => {
+                if let Err(error) = signals.stop_with(signal) {
+                    say(format_args!("cannot stop with the command: {error}"));
+                }
+                continue;
+            }
+            Ok(_) => {}
             Err(error) => {
                 say(format_args!(
                     "cannot wait for {}: {error}",
                     program.to_string_lossy()
                 ));
-                return ExitCode::from(OWN_ERROR);
+                return Ended::Failed;
             }
         }
         match signals.next(None) {
-            // A terminal's signal went to the whole process group, the
-            // child included: passing it on would deliver it twice.
             Ok(Some(Received {
                 signal,
                 from_kernel: false,
             })) if signal != Signal::SIGCHLD => {
-                let _ = kill(pid, signal);
+                let _ = kill(child, signal);
             }
             Ok(_) => {}
             Err(error) => {
                 say(format_args!("cannot wait for signals: {error}"));
-                return match child.wait() {
-                    Ok(status) => status_of(status),
-                    Err(_) => ExitCode::from(OWN_ERROR),
+                return match waitpid(child, None) {
+                    Ok(WaitStatus::Exited(_, code)) => Ended::Exited(code as u8),
+                    Ok(WaitStatus::Signaled(_, signal, _)) => Ended::Killed(signal),
+                    _ => Ended::Failed,
                 };
             }
         }
     }
 }
 
-fn status_of(status: ExitStatus) -> ExitCode {
-    match (status.code(), status.signal()) {
-        (Some(code), _) => ExitCode::from(code as u8),
-        (None, Some(signal)) => died_of(signal),
-        (None, None) => ExitCode::from(OWN_ERROR),
-    }
-}
-
-/// The status a shell reports for a process that died of `signal`.
-fn died_of(signal: i32) -> ExitCode {
+/// Dies of `signal`, as the command did; when its default action does not
+/// end a process, exits with the status a shell reports, 128+N.
+fn died_of(signal: Signal) -> ExitCode {
+    die_of(signal);
     ExitCode::from(128_u8.wrapping_add(signal as u8))
 }
 

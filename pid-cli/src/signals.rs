@@ -5,54 +5,85 @@ use std::time::Duration;
 
 use nix::errno::Errno;
 use nix::libc;
-use nix::sys::signal::{SigSet, SigmaskHow, Signal};
+use nix::sys::signal::{SigHandler, SigSet, SigmaskHow, Signal};
 
-/// Passed on to the command.
-pub(crate) const FORWARDED: [Signal; 3] = [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP];
+/// Signals that are not taken and passed on: SIGKILL and SIGSTOP cannot
+/// be, and SIGPIPE is one the standard library ignores in pidfile itself,
+/// for its own writes.
+const NOT_TAKEN: [Signal; 3] = [Signal::SIGKILL, Signal::SIGSTOP, Signal::SIGPIPE];
+
+/// Every signal `pidfile run` takes: all but [`NOT_TAKEN`].
+fn taken() -> impl Iterator<Item = Signal> {
+    Signal::iterator().filter(|signal| !NOT_TAKEN.contains(signal))
+}
 
 /// A signal taken from the queue.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Received {
     pub(crate) signal: Signal,
-    /// Sent by the kernel, as a terminal's Ctrl-C and hang-up are, to a whole
-    /// process group; not by a process with kill(2).
+    /// Sent by the kernel, as a terminal's Ctrl-C, Ctrl-Z, hang-up and
+    /// resize are, to a whole process group; not by a process with kill(2).
     pub(crate) from_kernel: bool,
 }
 
-/// The forwarded signals and SIGCHLD, blocked in this thread, which is the
-/// only one; they are taken with [`Blocked::next`].
+/// Every signal pidfile passes on, and SIGCHLD, blocked in this thread,
+/// which is the only one; they are taken with [`Blocked::next`].
 pub(crate) struct Blocked {
     set: SigSet,
     /// The mask before: what the command must start with.
     before: SigSet,
+    /// The signals pidfile found ignored when it started, which the command
+    /// inherits ignored (`nohup` leaves SIGHUP so).
+    ignored: Vec<Signal>,
 }
 
 impl Blocked {
+    /// Blocks the signals pidfile takes, and gives SIGCHLD its default
+    /// action: a parent that ignores it would otherwise leave pidfile unable
+    /// to learn that its command ended.
     pub(crate) fn block() -> Result<Blocked, Errno> {
         let mut set = SigSet::empty();
-        for signal in FORWARDED {
+        let mut ignored = Vec::new();
+        for signal in taken() {
             set.add(signal);
+            if is_ignored(signal)? {
+                ignored.push(signal);
+            }
         }
-        set.add(Signal::SIGCHLD);
+        if ignored.contains(&Signal::SIGCHLD) {
+            // SAFETY: SIG_DFL is not a handler; nothing runs on delivery.
+            unsafe { nix::sys::signal::signal(Signal::SIGCHLD, SigHandler::SigDfl) }?;
+        }
         let mut before = SigSet::empty();
         nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&set), Some(&mut before))?;
-        Ok(Blocked { set, before })
+        Ok(Blocked {
+            set,
+            before,
+            ignored,
+        })
     }
 
     /// Makes `command` start with the signal mask pidfile started with, less
-    /// the signals pidfile passes on, which it must be able to receive. A
-    /// child inherits the mask, and the standard library leaves it as is.
-    pub(crate) fn unblock_in(&self, command: &mut std::process::Command) {
+    /// the signals pidfile passes on, which it must be able to receive, and
+    /// with the signals pidfile found ignored ignored again. A child inherits
+    /// the mask and ignored signals, and the standard library leaves them.
+    pub(crate) fn restore_in(&self, command: &mut std::process::Command) {
         use std::os::unix::process::CommandExt;
 
         let mut before = self.before;
-        for signal in FORWARDED {
+        for signal in taken() {
             before.remove(signal);
         }
-        // SAFETY: sigprocmask is async-signal-safe, as code between fork and
-        // exec must be, and touches nothing but the child's own mask.
+        let ignored = self.ignored.clone();
+        // SAFETY: signal and sigprocmask are async-signal-safe, as code
+        // between fork and exec must be, and touch nothing but the child's
+        // own dispositions and mask; `ignored` was allocated before the fork.
         unsafe {
             command.pre_exec(move || {
+                for &signal in &ignored {
+                    nix::sys::signal::signal(signal, SigHandler::SigIgn)
+                        .map_err(std::io::Error::from)?;
+                }
                 nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&before), None)
                     .map_err(std::io::Error::from)
             });
@@ -63,6 +94,64 @@ impl Blocked {
     pub(crate) fn next(&self, timeout: Option<Duration>) -> Result<Option<Received>, Errno> {
         next(&self.set, timeout)
     }
+
+    /// Stops pidfile with `signal`, as its command was stopped, so that a
+    /// shell sees the whole job stopped; returns once it is continued.
+    pub(crate) fn stop_with(&self, signal: Signal) -> Result<(), Errno> {
+        let mut only = SigSet::empty();
+        only.add(signal);
+        // SAFETY: SIG_DFL is not a handler; the stop signals' default action
+        // stops the process, which is what is wanted here.
+        let previous = unsafe { nix::sys::signal::signal(signal, SigHandler::SigDfl) }?;
+        // A terminal's Ctrl-Z sent pidfile the same signal it sent the
+        // command: if it waits in the queue, unblocking it is the stop, and
+        // raising another would stop pidfile again once it is continued.
+        let already_pending = is_pending(signal)?;
+        nix::sys::signal::sigprocmask(SigmaskHow::SIG_UNBLOCK, Some(&only), None)?;
+        let raised = if already_pending {
+            Ok(())
+        } else {
+            nix::sys::signal::raise(signal)
+        };
+        nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&only), None)?;
+        // SAFETY: puts back what was there, which is not a handler of ours.
+        unsafe { nix::sys::signal::signal(signal, previous) }?;
+        raised
+    }
+}
+
+/// Whether `signal` waits in this thread's or the process's queue.
+fn is_pending(signal: Signal) -> Result<bool, Errno> {
+    // SAFETY: a zeroed set for the kernel to fill.
+    let mut pending: libc::sigset_t = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    Errno::result(unsafe { libc::sigpending(&mut pending) })?;
+    // SAFETY: a set the kernel filled and a valid signal number.
+    Ok(unsafe { libc::sigismember(&pending, signal as libc::c_int) } == 1)
+}
+
+fn is_ignored(signal: Signal) -> Result<bool, Errno> {
+    // SAFETY: sigaction with a null new action only reads the disposition.
+    let mut current: libc::sigaction = unsafe { std::mem::zeroed() };
+    // SAFETY: as above, into a zeroed struct of the right type.
+    Errno::result(unsafe {
+        libc::sigaction(signal as libc::c_int, std::ptr::null(), &mut current)
+    })?;
+    Ok(current.sa_sigaction == libc::SIG_IGN)
+}
+
+/// Dies of `signal` with its default action, as the command did, so that
+/// the parent (systemd, a shell loop) sees what it would have seen without
+/// pidfile in between. Without a core dump of pidfile itself. Returns only
+/// when the signal's default action does not end a process.
+pub(crate) fn die_of(signal: Signal) {
+    let _ = nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_CORE, 0, 0);
+    // SAFETY: SIG_DFL is not a handler.
+    let _ = unsafe { nix::sys::signal::signal(signal, SigHandler::SigDfl) };
+    let mut only = SigSet::empty();
+    only.add(signal);
+    let _ = nix::sys::signal::sigprocmask(SigmaskHow::SIG_UNBLOCK, Some(&only), None);
+    let _ = nix::sys::signal::raise(signal);
 }
 
 #[cfg(not(target_vendor = "apple"))]
@@ -72,8 +161,9 @@ fn next(set: &SigSet, timeout: Option<Duration>) -> Result<Option<Received>, Err
         tv_nsec: timeout.subsec_nanos().into(),
     });
     loop {
-        // SAFETY: a valid set and a zeroed siginfo for the kernel to fill.
+        // SAFETY: a zeroed siginfo for the kernel to fill.
         let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        // SAFETY: a valid set, siginfo and timeout.
         let signal = unsafe {
             match &timeout {
                 Some(timeout) => libc::sigtimedwait(set.as_ref(), &mut info, timeout),

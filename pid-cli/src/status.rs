@@ -7,11 +7,14 @@ use pid_runtime::{PidFile, Status};
 
 use crate::{fail, USAGE_OR_ERROR};
 
+/// The statuses of `check`, those of LSB init scripts' `status` action.
 const RUNNING: u8 = 0;
-const NOT_RUNNING: u8 = 1;
+const DEAD_WITH_PIDFILE: u8 = 1;
+const NOT_RUNNING: u8 = 3;
+const UNKNOWN: u8 = 4;
 const TIMED_OUT: u8 = 1;
 
-/// Prints the holder's pid when one is known; 0 running, 1 not, 2 error.
+/// Prints the holder's pid when one is known; exits as LSB's `status`.
 pub(crate) fn check(pidfile: &PidFile) -> ExitCode {
     match pidfile.check() {
         Ok(Status::Running { pid }) => {
@@ -21,8 +24,9 @@ pub(crate) fn check(pidfile: &PidFile) -> ExitCode {
             ExitCode::from(RUNNING)
         }
         // A stale file's pid is not printed: it names no one to signal.
-        Ok(_) => ExitCode::from(NOT_RUNNING),
-        Err(error) => fail(&error, USAGE_OR_ERROR),
+        Ok(Status::Stale { .. }) => ExitCode::from(DEAD_WITH_PIDFILE),
+        Ok(Status::NotRunning) => ExitCode::from(NOT_RUNNING),
+        Err(error) => fail(&error, UNKNOWN),
     }
 }
 

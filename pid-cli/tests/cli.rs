@@ -134,6 +134,145 @@ impl Drop for Running {
     }
 }
 
+/// A program on a pseudo-terminal, leading its own session with the
+/// terminal as its controlling one, so that Ctrl-C and Ctrl-Z typed on it
+/// reach its foreground process group. What it prints is gathered on a
+/// thread and waited for with [`Session::expect`].
+struct Session {
+    child: Child,
+    master: std::fs::File,
+    said: std::sync::Arc<(std::sync::Mutex<String>, std::sync::Condvar)>,
+    /// How much of what was said earlier `expect`s consumed.
+    seen: std::cell::Cell<usize>,
+}
+
+impl Session {
+    fn start(command: &mut Command) -> Session {
+        let pty = nix::pty::openpty(None, None).expect("open a pseudo-terminal");
+        let terminal: OwnedFd = pty.slave;
+        let terminal_fd = terminal.as_raw_fd();
+        command
+            .stdin(terminal.try_clone().unwrap())
+            .stdout(terminal.try_clone().unwrap())
+            .stderr(terminal.try_clone().unwrap());
+        // SAFETY: setsid and ioctl are async-signal-safe.
+        unsafe {
+            command.pre_exec(move || {
+                nix::unistd::setsid().map_err(std::io::Error::from)?;
+                if nix::libc::ioctl(terminal_fd, nix::libc::TIOCSCTTY as _, 0) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let child = command.spawn().expect("start the session");
+        drop(terminal);
+        let master = std::fs::File::from(pty.master);
+        let said = std::sync::Arc::new((
+            std::sync::Mutex::new(String::new()),
+            std::sync::Condvar::new(),
+        ));
+        let mut reader = master.try_clone().unwrap();
+        let gathered = std::sync::Arc::clone(&said);
+        std::thread::spawn(move || {
+            let mut buffer = [0_u8; 4096];
+            // EIO once the last process on the terminal has closed it.
+            while let Ok(read @ 1..) = std::io::Read::read(&mut reader, &mut buffer) {
+                let (text, changed) = &*gathered;
+                text.lock()
+                    .unwrap()
+                    .push_str(&String::from_utf8_lossy(&buffer[..read]));
+                changed.notify_all();
+            }
+        });
+        Session {
+            child,
+            master,
+            said,
+            seen: std::cell::Cell::new(0),
+        }
+    }
+
+    /// Waits until the session says `text`, after what earlier calls
+    /// consumed; returns the rest of the line it is on.
+    fn expect(&self, text: &str) -> String {
+        let (said, changed) = &*self.said;
+        let deadline = Instant::now() + PATIENCE;
+        let mut guard = said.lock().unwrap();
+        loop {
+            if let Some(at) = guard[self.seen.get()..].find(text) {
+                let start = self.seen.get() + at + text.len();
+                let rest = &guard[start..];
+                let line = rest
+                    .split(['\r', '\n'])
+                    .next()
+                    .unwrap_or_default()
+                    .to_string();
+                self.seen.set(start);
+                return line;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            assert!(
+                !left.is_zero(),
+                "the session never said {text:?}: {:?}",
+                *guard
+            );
+            guard = changed.wait_timeout(guard, left).unwrap().0;
+        }
+    }
+
+    fn type_bytes(&self, bytes: &[u8]) {
+        (&self.master)
+            .write_all(bytes)
+            .expect("type on the terminal");
+    }
+
+    fn type_line(&self, line: &str) {
+        self.type_bytes(format!("{line}\n").as_bytes());
+    }
+
+    fn said(&self) -> String {
+        self.said.0.lock().unwrap().clone()
+    }
+
+    fn wait(&self) -> std::process::ExitStatus {
+        let pid = Pid::from_raw(self.child.id() as i32);
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            match nix::sys::wait::waitpid(pid, Some(nix::sys::wait::WaitPidFlag::WNOHANG)).unwrap()
+            {
+                nix::sys::wait::WaitStatus::Exited(_, code) => {
+                    return std::process::ExitStatus::from_raw(code << 8)
+                }
+                nix::sys::wait::WaitStatus::Signaled(_, signal, _) => {
+                    return std::process::ExitStatus::from_raw(signal as i32)
+                }
+                _ => {}
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the session did not end: {:?}",
+                self.said()
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        let _ = nix::sys::signal::killpg(Pid::from_raw(self.child.id() as i32), Signal::SIGKILL);
+        let _ = self.child.wait();
+    }
+}
+
+/// Whether the process is stopped, as /proc tells.
+fn is_stopped(pid: Pid) -> bool {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    stat.rsplit_once(')')
+        .is_some_and(|(_, rest)| rest.trim_start().starts_with('T'))
+}
+
 /// A command that says "ready PID" and runs until its input closes.
 const UNTIL_EOF: &str = "echo ready $$; while read line; do :; done";
 
@@ -166,6 +305,36 @@ fn wait_for_content(path: &Path, expected: &str) {
         );
         std::thread::sleep(Duration::from_millis(1));
     }
+}
+
+/// `--quiet`: a refusal says nothing, so a crontab line with
+/// `--exit-code 0` mails nobody; errors are still said.
+#[test]
+fn quiet_refusals_say_nothing() {
+    let dir = TempDir::new();
+    let (run, _) = holding_job(&dir);
+    let out = output(pidfile(
+        &[
+            "run",
+            "--name",
+            "job",
+            "--quiet",
+            "--exit-code",
+            "0",
+            "--",
+            "true",
+        ],
+        &dir,
+    ));
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(stderr(&out), "");
+    assert_eq!(run.finish().code(), Some(0));
+    let out = output(pidfile(
+        &["run", "--name", "job", "--quiet", "--", "/no/such/cmd"],
+        &dir,
+    ));
+    assert_eq!(out.status.code(), Some(127));
+    assert!(stderr(&out).contains("/no/such/cmd"), "{}", stderr(&out));
 }
 
 #[test]
@@ -225,23 +394,73 @@ fn name_defaults_to_the_command_s_file_name() {
     assert!(!path.exists());
 }
 
+/// A command killed by signal N: pidfile removes the file and dies of N
+/// too, as systemd and a shell's loop expect of the command itself.
 #[test]
-fn a_child_killed_by_signal_n_gives_128_plus_n_and_no_file() {
+fn a_command_killed_by_signal_n_makes_pidfile_die_of_n_and_leaves_no_file() {
+    for signal in [
+        Signal::SIGUSR1,
+        Signal::SIGTERM,
+        Signal::SIGINT,
+        Signal::SIGQUIT,
+    ] {
+        let dir = TempDir::new();
+        let script = format!("kill -{} $$", signal.as_str().trim_start_matches("SIG"));
+        let out = output(pidfile(
+            &["run", "--name", "job", "--", "sh", "-c", &script],
+            &dir,
+        ));
+        assert_eq!(
+            (out.status.signal(), out.status.code()),
+            (Some(signal as i32), None),
+            "{signal}"
+        );
+        assert!(!out.status.core_dumped(), "{signal}: pidfile dumped core");
+        assert!(!dir.join("job.pid").exists());
+    }
+}
+
+/// A bash loop of `pidfile run` stops at a Ctrl-C only when the command died
+/// of SIGINT: bash waits for its child and breaks out when the child died of
+/// the SIGINT it got too. Here the whole group gets the SIGINT, from a pty.
+#[test]
+fn a_shell_loop_of_pidfile_run_stops_at_ctrl_c() {
     let dir = TempDir::new();
-    let out = output(pidfile(
-        &["run", "--name", "job", "--", "sh", "-c", "kill -USR1 $$"],
-        &dir,
-    ));
-    assert_eq!(out.status.code(), Some(128 + Signal::SIGUSR1 as i32));
+    let script = format!(
+        "for i in 1 2 3; do {} run --dir {} --name job -- sh -c 'echo ready $$; while read line; do :; done'; \
+         echo after $?; done; echo loop finished",
+        env!("CARGO_BIN_EXE_pidfile"),
+        dir.0.display()
+    );
+    let session = Session::start(Command::new("bash").args(["-c", &script]));
+    session.expect("ready ");
+    session.type_bytes(b"\x03");
+    let status = session.wait();
+    let said = session.said();
+    assert!(!said.contains("after"), "the loop went on: {said:?}");
+    assert!(!said.contains("loop finished"), "{said:?}");
+    assert_eq!(status.signal(), Some(Signal::SIGINT as i32), "{said:?}");
     assert!(!dir.join("job.pid").exists());
 }
 
 #[test]
-fn sigterm_sigint_and_sighup_to_pidfile_reach_the_command() {
-    for signal in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP] {
+fn every_signal_a_process_sends_to_pidfile_reaches_the_command() {
+    let mut signals = vec![
+        Signal::SIGTERM,
+        Signal::SIGINT,
+        Signal::SIGHUP,
+        Signal::SIGUSR1,
+        Signal::SIGUSR2,
+        Signal::SIGQUIT,
+        Signal::SIGWINCH,
+        Signal::SIGALRM,
+    ];
+    #[cfg(target_os = "linux")]
+    signals.push(Signal::SIGPWR);
+    for signal in signals {
         let dir = TempDir::new();
         let name = signal.as_str().trim_start_matches("SIG");
-        let script = format!("trap 'echo got {name}; exit 0' {name}; {UNTIL_EOF}");
+        let script = format!("trap 'echo got {name}' {name}; {UNTIL_EOF}");
         let mut run = Running::start(pidfile(
             &["run", "--name", "job", "--", "sh", "-c", &script],
             &dir,
@@ -249,17 +468,107 @@ fn sigterm_sigint_and_sighup_to_pidfile_reach_the_command() {
         run.ready();
         run.signal(signal);
         assert_eq!(run.line(), format!("got {name}"));
+        drop(run.stdin.take());
         assert_eq!(run.wait().code(), Some(0), "{signal}");
         assert!(!dir.join("job.pid").exists());
     }
+}
+
+/// A parent that ignores SIGCHLD (and so reaps its children without
+/// waiting) does not leave pidfile unable to learn that its command ended;
+/// the command still gets the dispositions pidfile inherited, as `nohup`
+/// leaves SIGHUP ignored for it.
+#[test]
+fn pidfile_starts_from_a_known_signal_state_and_passes_on_what_it_inherited() {
+    let dir = TempDir::new();
+    let mut command = pidfile(
+        &["run", "--name", "job", "--", "bash", "-c", "trap; exit 7"],
+        &dir,
+    );
+    // SAFETY: signal is async-signal-safe.
+    unsafe {
+        command.pre_exec(|| {
+            for ignored in [Signal::SIGCHLD, Signal::SIGHUP] {
+                nix::sys::signal::signal(ignored, nix::sys::signal::SigHandler::SigIgn)
+                    .map_err(std::io::Error::from)?;
+            }
+            Ok(())
+        });
+    }
+    let mut run = Running::start(command);
+    let traps = run.line();
+    assert_eq!(traps, "trap -- '' SIGHUP");
+    assert_eq!(run.wait().code(), Some(7));
+    assert!(!dir.join("job.pid").exists());
+}
+
+/// Job control sees one job: Ctrl-Z stops the command and pidfile with it,
+/// `fg` continues both, and a stop signal sent to pidfile by a process is
+/// passed on, so the command stops and pidfile with it.
+#[cfg(target_os = "linux")]
+#[test]
+fn job_control_stops_and_continues_pidfile_with_its_command() {
+    let dir = TempDir::new();
+    let mut bash = Command::new("bash");
+    bash.args(["--norc", "--noprofile", "-i"])
+        .env("PS1", "$ ")
+        .env("TERM", "dumb");
+    let session = Session::start(&mut bash);
+    session.expect("$ ");
+    session.type_line(&format!(
+        "{} run --dir {} --name job -- sh -c 'echo ready $$ $PPID; while read line; do echo got $line; done'",
+        env!("CARGO_BIN_EXE_pidfile"),
+        dir.0.display()
+    ));
+    session.expect("\nready ");
+    let ready = session.expect("");
+    let _ = ready;
+    let said = session.said();
+    let line = said
+        .rsplit("ready ")
+        .next()
+        .unwrap()
+        .lines()
+        .next()
+        .unwrap()
+        .trim()
+        .to_string();
+    let (child, pidfile_pid) = line.split_once(' ').expect("two pids");
+    let child = Pid::from_raw(child.parse().unwrap());
+    let pidfile_pid = Pid::from_raw(pidfile_pid.parse().unwrap());
+
+    session.type_bytes(b"\x1a");
+    session.expect("Stopped");
+    assert!(
+        is_stopped(child) && is_stopped(pidfile_pid),
+        "both stop at Ctrl-Z"
+    );
+    session.type_line("fg");
+    session.type_line("hello");
+    session.expect("got hello");
+
+    kill(pidfile_pid, Signal::SIGTSTP).unwrap();
+    session.expect("Stopped");
+    assert!(
+        is_stopped(child) && is_stopped(pidfile_pid),
+        "both stop at kill -TSTP pidfile"
+    );
+    session.type_line("fg");
+    session.type_line("again");
+    session.expect("got again");
+
+    session.type_bytes(b"\x04");
+    session.expect("$ ");
+    session.type_line("exit");
+    assert_eq!(session.wait().code(), Some(0));
+    assert!(!dir.join("job.pid").exists());
 }
 
 #[test]
 fn a_signal_that_comes_before_the_command_starts_is_not_lost() {
     // SIGTERM is pending when pidfile starts, as one sent while it takes the
     // file would be: it must reach the command once the command exists. The
-    // command has no handler yet, so it dies of it, and pidfile, which never
-    // dies of a signal it passes on, reports 128 + 15.
+    // command has no handler yet, so it dies of it, and so does pidfile.
     let dir = TempDir::new();
     let mut command = pidfile(&["run", "--name", "job", "--", "sh", "-c", UNTIL_EOF], &dir);
     // SAFETY: sigprocmask and raise are async-signal-safe.
@@ -275,7 +584,7 @@ fn a_signal_that_comes_before_the_command_starts_is_not_lost() {
     let status = run.wait();
     assert_eq!(
         (status.code(), status.signal()),
-        (Some(128 + Signal::SIGTERM as i32), None)
+        (None, Some(Signal::SIGTERM as i32))
     );
     assert!(!dir.join("job.pid").exists());
 }
@@ -425,7 +734,7 @@ fn check_in_each_state() {
     let out = check();
     assert_eq!(
         (out.status.code(), out.stdout.len()),
-        (Some(1), 0),
+        (Some(3), 0),
         "no file"
     );
 
@@ -441,11 +750,12 @@ fn check_in_each_state() {
     std::fs::write(&path, format!("{}\n", gone.id())).unwrap();
     let out = check();
     assert_eq!((out.status.code(), out.stdout.len()), (Some(1), 0), "stale");
+    assert!(stderr(&out).is_empty(), "{}", stderr(&out));
     assert!(path.exists(), "check removes nothing");
 
     std::fs::write(&path, "not a pid\n").unwrap();
     let out = check();
-    assert_eq!(out.status.code(), Some(2), "garbage");
+    assert_eq!(out.status.code(), Some(4), "garbage");
     assert!(
         stderr(&out).starts_with(&format!(
             "pidfile: {} does not hold a process id",
@@ -499,8 +809,9 @@ fn check_reads_a_file_held_by_python_pid() {
 
     drop(peer.stdin.take());
     assert!(peer.wait().unwrap().success());
+    // Python pid removes its file as it ends: not running, no file.
     let out = output(pidfile(&["check", "--name", "job"], &dir));
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(3));
 }
 
 #[test]
@@ -540,15 +851,35 @@ fn path_prints_the_resolved_path() {
 }
 
 #[test]
-fn errors_are_one_line_and_help_shows_examples() {
+fn usage_errors_keep_clap_s_detail_and_help_shows_examples() {
     let dir = TempDir::new();
     let out = output(pidfile(&["run", "--mode", "999", "--", "true"], &dir));
     assert_eq!(out.status.code(), Some(2));
     let said = stderr(&out);
     assert!(
-        said.starts_with("pidfile: ") && said.lines().count() == 1,
+        said.starts_with("pidfile: invalid value '999' for '--mode <MODE>'"),
         "{said}"
     );
+
+    let out = output(pidfile(&["run", "--name", "job"], &dir));
+    assert_eq!(out.status.code(), Some(2));
+    let said = stderr(&out);
+    assert!(
+        said.contains("<CMD>") && said.contains("Usage: pidfile run"),
+        "{said}"
+    );
+
+    let out = output(pidfile(&["run", "--name", "job", "true"], &dir));
+    assert_eq!(out.status.code(), Some(2));
+    let said = stderr(&out);
+    assert!(said.contains("unexpected argument 'true'"), "{said}");
+    assert!(said.contains("put `--` before the command"), "{said}");
+
+    let out = output(pidfile(
+        &["run", "--name", "job", "--wait", "5", "--", "true"],
+        &dir,
+    ));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
 
     let help = Command::new(env!("CARGO_BIN_EXE_pidfile"))
         .arg("--help")
