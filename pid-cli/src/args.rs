@@ -9,13 +9,16 @@ use clap::{Args, Parser, Subcommand};
 const EXAMPLES: &str = "\
 Examples:
   # crontab: a backup every 5 minutes, skipped while the last one still runs
-  */5 * * * * pidfile run --name backup --dir /run/user/1000 -- /usr/local/bin/backup
+  */5 * * * * pidfile run --name backup --dir /run/user/1000 --quiet --exit-code 0 -- /usr/local/bin/backup
 
   # a shell script that must not run twice at once
   pidfile run --name sync --exit-code 0 -- rsync -a /src/ /mirror/ || exit
 
   # is it running? prints the pid of the command that holds the file
   if pid=$(pidfile check --name backup --dir /run/user/1000); then echo \"as $pid\"; fi
+
+  # an init script's status action
+  pidfile check --name worker --dir /run/worker; exit $?
 
   # a systemd service; KillMode=mixed sends SIGTERM to pidfile alone,
   # which passes it to the command once
