@@ -340,3 +340,28 @@ fn bsd_pidfile_takes_over_our_stale_file() {
     let (code, said) = run_once(bsd_peer(&binary, "try", &path));
     assert_eq!((code, said.as_str()), (Some(0), "ok"));
 }
+
+/// `acquire_timeout` wakes when flock(1), which leaves its file in place,
+/// drops its lock as its command ends.
+#[test]
+fn acquire_timeout_takes_over_when_flock_drops_its_lock() {
+    let dir = TempDir::new();
+    let path = dir.join("worker.pid");
+    let mut command = flock();
+    command
+        .arg(&path)
+        .args(["-c", "echo locked; read line; exit 0"]);
+    let mut peer = Peer::spawn(command);
+    assert_eq!(peer.line(), "locked");
+    let waiter = std::thread::spawn({
+        let pidfile = PidFile::new("worker").dir(dir.path());
+        move || pidfile.acquire_timeout(ANSWER_TIMEOUT)
+    });
+    drop(peer.child.stdin.take());
+    assert!(peer.child.wait().unwrap().success());
+    let guard = waiter.join().unwrap().expect("taken once flock let go");
+    assert_eq!(
+        std::fs::read_to_string(&path).unwrap(),
+        format!("{}\n", guard.pid())
+    );
+}

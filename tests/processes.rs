@@ -553,3 +553,60 @@ fn set_pid_refuses_a_group_id_and_a_guard_that_does_not_own_the_file() {
     assert!(matches!(error, Error::NotOwningGuard { .. }), "{error:?}");
     assert_eq!(std::fs::read_to_string(&path).unwrap(), written);
 }
+
+/// `acquire_timeout` takes the file when its holder releases it, or dies
+/// (its descriptor closed by the kernel), well before its time is up, and
+/// gives the holder's refusal when the time is up.
+#[test]
+fn acquire_timeout_takes_over_at_a_release_or_a_death_and_else_gives_the_refusal() {
+    let dir = TempDir::new();
+    let pidfile = PidFile::new("worker").dir(dir.path());
+    let mut holder = Holder::spawn();
+    holder.acquire(&dir, "worker");
+    let error = pidfile
+        .acquire_timeout(std::time::Duration::from_millis(100))
+        .unwrap_err();
+    assert!(
+        matches!(&error, Error::AlreadyLocked { pid: Some(pid), .. } if *pid == holder.pid),
+        "{error:?}"
+    );
+
+    let waiter = std::thread::spawn({
+        let pidfile = pidfile.clone();
+        move || pidfile.acquire_timeout(common::ANSWER_TIMEOUT)
+    });
+    assert_eq!(holder.ask("release"), "released");
+    let guard = waiter.join().unwrap().expect("taken at the release");
+    drop(guard);
+
+    let mut holder = Holder::spawn();
+    holder.acquire(&dir, "worker");
+    let waiter = std::thread::spawn({
+        let pidfile = pidfile.clone();
+        move || pidfile.acquire_timeout(common::ANSWER_TIMEOUT)
+    });
+    holder.kill_and_wait(Signal::SIGKILL);
+    let guard = waiter.join().unwrap().expect("taken once the holder died");
+    assert_eq!(guard.pid(), nix::unistd::Pid::this());
+}
+
+/// `wait_until_free` returns once the holder is gone, and says false when
+/// its time is up first; it takes nothing.
+#[test]
+fn wait_until_free_returns_at_the_release_and_takes_nothing() {
+    let dir = TempDir::new();
+    let pidfile = PidFile::new("worker").dir(dir.path());
+    assert!(pidfile.wait_until_free(None).unwrap());
+    let mut holder = Holder::spawn();
+    let path = holder.acquire(&dir, "worker");
+    assert!(!pidfile
+        .wait_until_free(Some(std::time::Duration::from_millis(100)))
+        .unwrap());
+    let waiter = std::thread::spawn({
+        let pidfile = pidfile.clone();
+        move || pidfile.wait_until_free(Some(common::ANSWER_TIMEOUT))
+    });
+    assert_eq!(holder.ask("release"), "released");
+    assert!(waiter.join().unwrap().unwrap());
+    assert!(!path.exists(), "the wait took nothing");
+}

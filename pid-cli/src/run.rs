@@ -14,7 +14,6 @@ use pid_runtime::{Error, PidFile, PidFileGuard, TermSignal};
 use crate::args::Run;
 use crate::say;
 use crate::signals::{die_of, Blocked, Received};
-use crate::status::Backoff;
 
 /// A command that was found but cannot be run, as shells report it.
 const NOT_EXECUTABLE: u8 = 126;
@@ -104,6 +103,10 @@ enum Ended {
     Failed,
 }
 
+/// How often a wait for the pidfile looks at the signals that came: the
+/// wait itself wakes at the holder's release.
+const SIGNAL_SLICE: std::time::Duration = std::time::Duration::from_millis(50);
+
 /// Takes the pidfile, waiting for it when `wait` says so: `Some(None)` for
 /// ever, `Some(Some(timeout))` for at most that long.
 fn acquire(
@@ -111,23 +114,26 @@ fn acquire(
     wait: Option<Option<std::time::Duration>>,
     signals: &Blocked,
 ) -> Result<PidFileGuard, NotTaken> {
-    let deadline = wait.map(|timeout| timeout.map(|timeout| Instant::now() + timeout));
-    let mut backoff = Backoff::default();
+    let Some(wait) = wait else {
+        return pidfile.acquire().map_err(refused);
+    };
+    let deadline = wait.map(|timeout| Instant::now() + timeout);
     loop {
-        let busy = match pidfile.acquire() {
-            Ok(guard) => return Ok(guard),
-            Err(error) if error.is_already_running() => error,
-            Err(error) => return Err(NotTaken::Failed(error)),
+        let slice = deadline.map_or(SIGNAL_SLICE, |deadline| {
+            deadline
+                .saturating_duration_since(Instant::now())
+                .min(SIGNAL_SLICE)
+        });
+        let busy = match pidfile.acquire_timeout(slice).map_err(refused) {
+            Err(NotTaken::Busy(error)) => error,
+            taken_or_failed => return taken_or_failed,
         };
-        let Some(deadline) = deadline else {
+        if deadline.is_some_and(|deadline| Instant::now() >= deadline) {
             return Err(NotTaken::Busy(busy));
-        };
-        let Some(pause) = backoff.next_until(deadline) else {
-            return Err(NotTaken::Busy(busy));
-        };
-        // The pause is spent listening, so a Ctrl-C ends the wait at once,
-        // and a Ctrl-Z stops it.
-        match signals.next(Some(pause)) {
+        }
+        // Between slices, the signals that came: a Ctrl-C ends the wait,
+        // a Ctrl-Z stops it.
+        match signals.next(Some(std::time::Duration::ZERO)) {
             Ok(Some(Received { signal, .. })) if is_stop(signal) => {
                 let _ = signals.stop_with(signal);
             }
@@ -140,6 +146,20 @@ fn acquire(
                 return Err(NotTaken::Busy(busy));
             }
         }
+    }
+}
+
+/// A refusal because another process has the file, or another error.
+fn refused(error: Error) -> NotTaken {
+    if error.is_already_running()
+        || matches!(
+            error,
+            Error::HeldForReading { .. } | Error::KeptChanging { .. }
+        )
+    {
+        NotTaken::Busy(error)
+    } else {
+        NotTaken::Failed(error)
     }
 }
 

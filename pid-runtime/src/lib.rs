@@ -87,6 +87,7 @@ mod pidfile;
 mod process;
 mod trust;
 mod verdict;
+mod wait;
 
 pub use cleanup::TermSignal;
 pub use error::{Error, FileKind};

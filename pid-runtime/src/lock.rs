@@ -84,9 +84,11 @@ pub(crate) fn is_held_exclusively(fd: BorrowedFd<'_>) -> Result<bool, Errno> {
 /// for the lock (`flock -n`, Python `pid`) is never refused because of us.
 ///
 /// On Linux, in the initial pid namespace, `/proc/locks` lists every flock
-/// lock by device and inode. In a container it omits the locks of processes
-/// outside it and of takers that have died while a child holds on, so there,
-/// and on other systems, a `LOCK_SH` is taken and dropped at once.
+/// lock by device and inode; read in one piece (a page of the kernel's, some
+/// 80 locks on the machine), it is a snapshot. In a container it omits the
+/// locks of processes outside it and of takers that have died while a child
+/// holds on; longer, a line can go missing between pieces. There, and on
+/// other systems, a `LOCK_SH` is taken and dropped at once.
 pub(crate) fn is_locked(fd: BorrowedFd<'_>, stat: &FileStat) -> Result<bool, Errno> {
     #[cfg(any(target_os = "linux", target_os = "android"))]
     if let Some(locked) = proc_locks::lists(stat) {
@@ -119,8 +121,44 @@ mod proc_locks {
         if !complete {
             return None;
         }
-        let table = std::fs::read("/proc/locks").ok()?;
-        Some(table_lists(&table, stat.st_dev, stat.st_ino))
+        let (table, whole) = read_at_once()?;
+        match table_lists(&table, stat.st_dev, stat.st_ino) {
+            true => Some(true),
+            false if whole => Some(false),
+            false => None,
+        }
+    }
+
+    /// The start of the table, and whether it is all of it, as one snapshot.
+    ///
+    /// The kernel makes each read of the table under its lock, from a line
+    /// number on, into a buffer of one page; a table read in several reads
+    /// can miss a line that was there all along, when lines before it went
+    /// meanwhile. So only the first read is used, and it is the whole table
+    /// only when it ended well short of a page.
+    fn read_at_once() -> Option<(Vec<u8>, bool)> {
+        use std::io::Read;
+        static PAGE: OnceLock<usize> = OnceLock::new();
+        let page = *PAGE.get_or_init(|| {
+            nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE)
+                .ok()
+                .flatten()
+                .and_then(|page| usize::try_from(page).ok())
+                .unwrap_or(4096)
+        });
+        let mut file = std::fs::File::open("/proc/locks").ok()?;
+        let mut table = vec![0_u8; page * 2];
+        let len = loop {
+            match file.read(&mut table) {
+                Ok(len) => break len,
+                Err(error) if error.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(_) => return None,
+            }
+        };
+        table.truncate(len);
+        // A line is under 128 bytes: a read that ended farther than that
+        // from the end of a page ended with the table.
+        Some((table, len + 128 < page))
     }
 
     /// Whether a line of the table is a granted flock lock on the inode:
