@@ -2,7 +2,8 @@
 # Side by side, in one run on one machine: one take-and-release cycle of a
 # pidfile with this library, a raw floor, BSD pidfile(3), Python pid 3.0.4
 # and flock(1), on tmpfs and on the disk under the temporary directory; then
-# what the #[pidfile] attribute adds to a program's start-up.
+# what the #[pidfile] attribute adds to a program's start-up, and how soon a
+# waiter holds a pidfile its holder releases.
 #
 #   bench/compare.sh            # CYCLES=20000 ROUNDS=5 SPAWNS=2000 by default
 #
@@ -169,3 +170,8 @@ for pair in "rust-plain rust-attribute" "c-plain c-pidfile"; do
         "| $(added "${startup_ns[$guarded]}" "${startup_ns[$plain]}")" \
         "| $(ratio "${startup_ns[$guarded]}" "${startup_ns[$plain]}") |"
 done
+
+# Handoff: a holder releases, a waiter holds; acquire_timeout beside polling
+# and a blocking flock(2), in one run (bench/src/bin/handoff.rs).
+echo
+target/release/handoff --handoffs "${HANDOFFS:-1000}" --dir "$tmpfs"

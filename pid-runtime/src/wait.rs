@@ -10,11 +10,10 @@ use std::time::{Duration, Instant};
 /// announced can cost, and the pace of looks where there is no inotify.
 const LONGEST_PAUSE: Duration = Duration::from_millis(25);
 
-/// Wakes its owner when something happens at a path.
+/// Wakes its owner when something happens at a path. Used by one thread.
 pub(crate) struct Watch {
     #[cfg(any(target_os = "linux", target_os = "android"))]
-    inotify: Option<nix::sys::inotify::Inotify>,
-    name: std::ffi::OsString,
+    watched: Option<inotify::Watched>,
     /// The next pause when there are no events to wait for.
     pause: Duration,
 }
@@ -25,8 +24,7 @@ impl Watch {
     pub(crate) fn new(path: &Path) -> Watch {
         Watch {
             #[cfg(any(target_os = "linux", target_os = "android"))]
-            inotify: path.parent().and_then(inotify_on),
-            name: path.file_name().unwrap_or_default().to_os_string(),
+            watched: inotify::Watched::new(path),
             pause: Duration::from_millis(1),
         }
     }
@@ -35,8 +33,8 @@ impl Watch {
     /// the owner's own look just made.
     pub(crate) fn forget(&mut self) {
         #[cfg(any(target_os = "linux", target_os = "android"))]
-        if let Some(inotify) = &self.inotify {
-            while inotify.read_events().is_ok_and(|events| !events.is_empty()) {}
+        if let Some(watched) = &self.watched {
+            watched.forget();
         }
     }
 
@@ -52,8 +50,8 @@ impl Watch {
             },
         };
         #[cfg(any(target_os = "linux", target_os = "android"))]
-        if let Some(inotify) = &self.inotify {
-            self.wait_for_events(inotify, left.min(LONGEST_PAUSE));
+        if let Some(watched) = &self.watched {
+            watched.wait(left.min(LONGEST_PAUSE));
             return true;
         }
         let pause = self.pause.min(left);
@@ -61,59 +59,107 @@ impl Watch {
         std::thread::sleep(pause);
         true
     }
-
-    #[cfg(any(target_os = "linux", target_os = "android"))]
-    fn wait_for_events(&self, inotify: &nix::sys::inotify::Inotify, most: Duration) {
-        use std::os::fd::AsFd;
-
-        use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-
-        let deadline = Instant::now() + most;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let timeout =
-                PollTimeout::try_from(left.as_millis().max(1)).unwrap_or(PollTimeout::MAX);
-            let mut ready = [PollFd::new(inotify.as_fd(), PollFlags::POLLIN)];
-            match poll(&mut ready, timeout) {
-                Ok(0) => return,
-                Ok(_) => {
-                    let events = inotify.read_events().unwrap_or_default();
-                    if events
-                        .iter()
-                        .any(|event| event.name.as_deref().is_none_or(|name| name == self.name))
-                    {
-                        return;
-                    }
-                }
-                Err(nix::errno::Errno::EINTR) => {}
-                Err(_) => return,
-            }
-            if Instant::now() >= deadline {
-                return;
-            }
-        }
-    }
 }
 
 #[cfg(any(target_os = "linux", target_os = "android"))]
-fn inotify_on(dir: &Path) -> Option<nix::sys::inotify::Inotify> {
-    use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
+mod inotify {
+    use std::cell::RefCell;
+    use std::ffi::OsString;
+    use std::os::fd::AsFd;
+    use std::path::Path;
+    use std::time::{Duration, Instant};
 
-    let inotify = Inotify::init(InitFlags::IN_CLOEXEC | InitFlags::IN_NONBLOCK).ok()?;
-    // A release unlinks the file (this library, Python pid) or closes the
-    // last descriptor (flock(1), a holder that died); a new holder creates
-    // or renames one. Opening and reading are not watched: every look makes
-    // them.
-    let changes = AddWatchFlags::IN_DELETE
-        | AddWatchFlags::IN_MOVED_FROM
-        | AddWatchFlags::IN_MOVED_TO
-        | AddWatchFlags::IN_CREATE
-        | AddWatchFlags::IN_ATTRIB
-        | AddWatchFlags::IN_CLOSE_WRITE
-        | AddWatchFlags::IN_CLOSE_NOWRITE
-        | AddWatchFlags::IN_DELETE_SELF
-        | AddWatchFlags::IN_MOVE_SELF
-        | AddWatchFlags::IN_ONLYDIR;
-    inotify.add_watch(dir, changes).ok()?;
-    Some(inotify)
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify, WatchDescriptor};
+
+    thread_local! {
+        /// One inotify instance per thread, kept for the thread's life:
+        /// closing one waits for the kernel's grace period (some 10 ms),
+        /// which would land on every handoff; removing a watch does not.
+        static INOTIFY: RefCell<Option<Inotify>> = RefCell::new(
+            Inotify::init(InitFlags::IN_CLOEXEC | InitFlags::IN_NONBLOCK).ok(),
+        );
+    }
+
+    /// A watch of this thread's inotify on a pidfile's directory, removed
+    /// when dropped.
+    pub(super) struct Watched {
+        watch: WatchDescriptor,
+        name: OsString,
+    }
+
+    impl Watched {
+        pub(super) fn new(path: &Path) -> Option<Watched> {
+            let dir = path.parent()?;
+            // A release unlinks the file (this library, Python pid) or
+            // closes the last descriptor (flock(1), a holder that died); a
+            // new holder creates or renames one. Opening and reading are not
+            // watched: every look makes them.
+            let changes = AddWatchFlags::IN_DELETE
+                | AddWatchFlags::IN_MOVED_FROM
+                | AddWatchFlags::IN_MOVED_TO
+                | AddWatchFlags::IN_CREATE
+                | AddWatchFlags::IN_ATTRIB
+                | AddWatchFlags::IN_CLOSE_WRITE
+                | AddWatchFlags::IN_CLOSE_NOWRITE
+                | AddWatchFlags::IN_DELETE_SELF
+                | AddWatchFlags::IN_MOVE_SELF
+                | AddWatchFlags::IN_ONLYDIR;
+            let watch = with(|inotify| inotify.add_watch(dir, changes).ok())??;
+            let watched = Watched {
+                watch,
+                name: path.file_name()?.to_os_string(),
+            };
+            // What came before this watch (the last one's leftovers).
+            watched.forget();
+            Some(watched)
+        }
+
+        pub(super) fn forget(&self) {
+            with(|inotify| while inotify.read_events().is_ok_and(|events| !events.is_empty()) {});
+        }
+
+        /// Waits at most `most` for an event about the file.
+        pub(super) fn wait(&self, most: Duration) {
+            let deadline = Instant::now() + most;
+            with(|inotify| loop {
+                let left = deadline.saturating_duration_since(Instant::now());
+                let timeout =
+                    PollTimeout::try_from(left.as_millis().max(1)).unwrap_or(PollTimeout::MAX);
+                let mut ready = [PollFd::new(inotify.as_fd(), PollFlags::POLLIN)];
+                match poll(&mut ready, timeout) {
+                    Ok(0) => return,
+                    Ok(_) => {
+                        let events = inotify.read_events().unwrap_or_default();
+                        if events.iter().any(|event| {
+                            event.wd == self.watch
+                                && event.name.as_deref().is_none_or(|name| name == self.name)
+                        }) {
+                            return;
+                        }
+                    }
+                    Err(nix::errno::Errno::EINTR) => {}
+                    Err(_) => return,
+                }
+                if Instant::now() >= deadline {
+                    return;
+                }
+            });
+        }
+    }
+
+    impl Drop for Watched {
+        fn drop(&mut self) {
+            with(|inotify| {
+                let _ = inotify.rm_watch(self.watch);
+            });
+        }
+    }
+
+    fn with<T>(work: impl FnOnce(&Inotify) -> T) -> Option<T> {
+        INOTIFY
+            .try_with(|inotify| inotify.borrow().as_ref().map(work))
+            .ok()
+            .flatten()
+    }
 }
