@@ -37,6 +37,9 @@ Exit status:
          running but a stale pidfile is left, 3 not running, 4 cannot tell
          (not a pidfile, not a regular file, an I/O error)
   wait   0 when no one holds the pidfile, 1 on timeout, 2 error
+  stop   as start-stop-daemon --stop --retry: 0 stopped, 1 nothing was
+         running (a stale file's pid is never signalled), 2 still running
+         when the time was up, 3 error
   path   0, or 2 on error
 A usage error exits 2.";
 
@@ -66,6 +69,12 @@ pub(crate) enum Command {
     Check(Location),
     /// Wait until no process holds the pidfile.
     Wait(Wait),
+    /// Signal the process the pidfile names, and wait until it is gone.
+    ///
+    /// A pid is signalled only when the file is held, or names a live
+    /// process that could have written it: never the number in a stale
+    /// file, which may belong to a stranger by now.
+    Stop(Stop),
     /// Print where the pidfile is.
     Path(Location),
 }
@@ -117,6 +126,39 @@ pub(crate) struct Wait {
     pub(crate) timeout: Option<Duration>,
 }
 
+#[derive(Debug, Args)]
+pub(crate) struct Stop {
+    #[command(flatten)]
+    pub(crate) location: Location,
+    /// The signal to send first, by name or number
+    #[arg(long, value_name = "SIG", default_value = "TERM", value_parser = parse_signal)]
+    pub(crate) signal: nix::sys::signal::Signal,
+    /// How long to wait, in all, for the process to be gone
+    #[arg(long, value_name = "SECS", default_value = "10", value_parser = parse_seconds)]
+    pub(crate) timeout: Duration,
+    /// Send SIGKILL when it is still there SECS seconds after the signal
+    #[arg(long, value_name = "SECS", value_parser = parse_seconds)]
+    pub(crate) kill_after: Option<Duration>,
+}
+
+fn parse_signal(text: &str) -> Result<nix::sys::signal::Signal, String> {
+    use std::str::FromStr;
+    let upper = text.to_ascii_uppercase();
+    let named = if upper.starts_with("SIG") {
+        upper
+    } else {
+        format!("SIG{upper}")
+    };
+    nix::sys::signal::Signal::from_str(&named)
+        .ok()
+        .or_else(|| {
+            text.parse::<i32>()
+                .ok()
+                .and_then(|number| nix::sys::signal::Signal::try_from(number).ok())
+        })
+        .ok_or_else(|| format!("{text:?} is not a signal such as TERM, HUP or 15"))
+}
+
 fn parse_mode(text: &str) -> Result<u32, String> {
     u32::from_str_radix(text, 8)
         .ok()
@@ -139,6 +181,17 @@ mod tests {
     #[test]
     fn the_command_line_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn signals_are_names_with_or_without_sig_or_numbers() {
+        use nix::sys::signal::Signal;
+        assert_eq!(parse_signal("TERM"), Ok(Signal::SIGTERM));
+        assert_eq!(parse_signal("sighup"), Ok(Signal::SIGHUP));
+        assert_eq!(parse_signal("9"), Ok(Signal::SIGKILL));
+        for bad in ["", "NOPE", "0", "99", "-15"] {
+            assert!(parse_signal(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -5,6 +5,7 @@ mod args;
 mod run;
 mod signals;
 mod status;
+mod stop;
 
 use std::ffi::OsStr;
 use std::path::Path;
@@ -44,6 +45,7 @@ fn main() -> ExitCode {
         Command::Run(run) => run::run(run),
         Command::Check(location) => status::check(&located(&location)),
         Command::Wait(wait) => status::wait(&located(&wait.location), wait.timeout),
+        Command::Stop(stop) => stop::stop(&located(&stop.location), &stop),
         Command::Path(location) => match located(&location).path() {
             Ok(path) => {
                 println!("{}", path.display());

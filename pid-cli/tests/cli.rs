@@ -895,3 +895,99 @@ fn usage_errors_keep_clap_s_detail_and_help_shows_examples() {
         assert!(help.contains(example), "--help lacks {example:?}");
     }
 }
+
+/// `pidfile stop` signals the command a `pidfile run` holds, waits until
+/// the file is free, and exits 0.
+#[test]
+fn stop_signals_the_holder_and_waits_until_it_is_gone() {
+    let dir = TempDir::new();
+    let script = format!("trap 'echo got TERM; exit 0' TERM; {UNTIL_EOF}");
+    let mut run = Running::start(pidfile(
+        &["run", "--name", "job", "--", "sh", "-c", &script],
+        &dir,
+    ));
+    let child = run.ready();
+    wait_for_content(&dir.join("job.pid"), &format!("{child}\n"));
+    let out = output(pidfile(&["stop", "--name", "job"], &dir));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(run.line(), "got TERM");
+    assert_eq!(run.wait().code(), Some(0));
+    assert!(
+        !dir.join("job.pid").exists(),
+        "stop returned before the release"
+    );
+}
+
+/// A holder that ignores the signal is killed on schedule with
+/// `--kill-after`, and without it `stop` gives up with status 2.
+#[test]
+fn stop_escalates_to_sigkill_on_schedule_or_says_it_still_runs() {
+    let dir = TempDir::new();
+    let script = format!("trap '' TERM; {UNTIL_EOF}");
+    let mut run = Running::start(pidfile(
+        &["run", "--name", "job", "--", "sh", "-c", &script],
+        &dir,
+    ));
+    let child = run.ready();
+    wait_for_content(&dir.join("job.pid"), &format!("{child}\n"));
+    let out = output(pidfile(
+        &["stop", "--name", "job", "--timeout", "0.3"],
+        &dir,
+    ));
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(&format!("pid {child} still runs")),
+        "{}",
+        stderr(&out)
+    );
+    let out = output(pidfile(
+        &[
+            "stop",
+            "--name",
+            "job",
+            "--kill-after",
+            "0.2",
+            "--timeout",
+            "60",
+        ],
+        &dir,
+    ));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(run.wait().signal(), Some(Signal::SIGKILL as i32));
+    assert!(!dir.join("job.pid").exists());
+}
+
+/// A stale file's pid, here one that a younger process has taken, is never
+/// signalled: `stop` exits 1 and the stranger lives on.
+#[test]
+fn stop_never_signals_the_pid_of_a_stale_file() {
+    let dir = TempDir::new();
+    let path = dir.join("job.pid");
+    let mut stranger = Command::new("sleep").arg("600").spawn().unwrap();
+    std::fs::write(&path, format!("{}\n", stranger.id())).unwrap();
+    // Written, as far as anyone can tell, long before the stranger started.
+    let long_ago = nix::sys::time::TimeSpec::new(946_684_800, 0);
+    nix::sys::stat::utimensat(
+        nix::fcntl::AT_FDCWD,
+        &path,
+        &long_ago,
+        &long_ago,
+        nix::sys::stat::UtimensatFlags::NoFollowSymlink,
+    )
+    .unwrap();
+    let out = output(pidfile(
+        &["stop", "--name", "job", "--signal", "KILL"],
+        &dir,
+    ));
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("not signalled"), "{}", stderr(&out));
+    assert_eq!(
+        stranger.try_wait().unwrap(),
+        None,
+        "the stranger was signalled"
+    );
+    let out = output(pidfile(&["stop", "--name", "nothing"], &dir));
+    assert_eq!(out.status.code(), Some(1));
+    stranger.kill().unwrap();
+    stranger.wait().unwrap();
+}

@@ -1,0 +1,161 @@
+//! `stop`: signal the process a pidfile names, and wait until it is gone,
+//! with the statuses of start-stop-daemon `--stop --retry`.
+
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::Signal;
+use pid_runtime::{Pid, PidFile, Status};
+
+use crate::args::Stop;
+use crate::say;
+
+const STOPPED: u8 = 0;
+const NOTHING_RUNNING: u8 = 1;
+const STILL_RUNNING: u8 = 2;
+const ERROR: u8 = 3;
+
+pub(crate) fn stop(pidfile: &PidFile, args: &Stop) -> ExitCode {
+    let target = match Target::find(pidfile) {
+        Ok(target) => target,
+        Err(status) => return ExitCode::from(status),
+    };
+    if let Err(error) = target.signal(args.signal) {
+        say(format_args!(
+            "cannot send {} to pid {}: {error}",
+            args.signal, target.pid
+        ));
+        return ExitCode::from(ERROR);
+    }
+    let started = Instant::now();
+    let mut deadline = started + args.timeout;
+    if let Some(kill_after) = args
+        .kill_after
+        .filter(|kill_after| *kill_after < args.timeout)
+    {
+        match wait(pidfile, kill_after) {
+            Ok(true) => return ExitCode::from(STOPPED),
+            Ok(false) => {}
+            Err(status) => return ExitCode::from(status),
+        }
+        if let Err(error) = target.signal(Signal::SIGKILL) {
+            say(format_args!("cannot kill pid {}: {error}", target.pid));
+            return ExitCode::from(ERROR);
+        }
+        deadline = deadline.max(Instant::now());
+    }
+    match wait(pidfile, deadline.saturating_duration_since(Instant::now())) {
+        Ok(true) => ExitCode::from(STOPPED),
+        Ok(false) => {
+            say(format_args!(
+                "pid {} still runs after {:.1} s",
+                target.pid,
+                started.elapsed().as_secs_f64()
+            ));
+            ExitCode::from(STILL_RUNNING)
+        }
+        Err(status) => ExitCode::from(status),
+    }
+}
+
+fn wait(pidfile: &PidFile, timeout: Duration) -> Result<bool, u8> {
+    pidfile.wait_until_free(Some(timeout)).map_err(|error| {
+        say(format_args!("{error}"));
+        ERROR
+    })
+}
+
+/// The process to stop, held on to so that its pid cannot be reused under
+/// us: on Linux a pidfd taken while the file still names it.
+struct Target {
+    pid: Pid,
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    pidfd: Option<std::os::fd::OwnedFd>,
+}
+
+impl Target {
+    /// The live process the pidfile names, or the status to exit with.
+    fn find(pidfile: &PidFile) -> Result<Target, u8> {
+        let pid = running_pid(pidfile)?;
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        {
+            let pidfd = pidfd_open(pid);
+            // Named by the file still, now that the pidfd holds the process:
+            // the pid cannot have been reused since.
+            if pidfd.is_some() && running_pid(pidfile)? != pid {
+                say(format_args!(
+                    "the pidfile changed while being read; nothing signalled"
+                ));
+                return Err(ERROR);
+            }
+            Ok(Target { pid, pidfd })
+        }
+        #[cfg(not(any(target_os = "linux", target_os = "android")))]
+        Ok(Target { pid })
+    }
+
+    fn signal(&self, signal: Signal) -> Result<(), nix::Error> {
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        if let Some(pidfd) = &self.pidfd {
+            use std::os::fd::AsRawFd;
+            // SAFETY: a pidfd this value owns, a valid signal, no siginfo.
+            let sent = unsafe {
+                nix::libc::syscall(
+                    nix::libc::SYS_pidfd_send_signal,
+                    pidfd.as_raw_fd(),
+                    signal as nix::libc::c_int,
+                    std::ptr::null::<nix::libc::siginfo_t>(),
+                    0,
+                )
+            };
+            return match nix::errno::Errno::result(sent) {
+                // Gone already: that is what was asked.
+                Ok(_) | Err(nix::errno::Errno::ESRCH) => Ok(()),
+                Err(error) => Err(error),
+            };
+        }
+        match nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.pid.as_raw()), signal) {
+            Ok(()) | Err(nix::errno::Errno::ESRCH) => Ok(()),
+            Err(error) => Err(error),
+        }
+    }
+}
+
+/// The pid of the process running the pidfile, or the status to exit with.
+fn running_pid(pidfile: &PidFile) -> Result<Pid, u8> {
+    match pidfile.check() {
+        Ok(Status::Running { pid: Some(pid) }) => Ok(pid),
+        Ok(Status::Running { pid: None }) => {
+            say(format_args!(
+                "the pidfile is held, but its holder has written no pid; nothing signalled"
+            ));
+            Err(ERROR)
+        }
+        Ok(Status::Stale { pid }) => {
+            match pid {
+                Some(pid) => say(format_args!(
+                    "not running: the stale pidfile names pid {pid}, which is not signalled"
+                )),
+                None => say(format_args!("not running: the pidfile is stale")),
+            }
+            Err(NOTHING_RUNNING)
+        }
+        Ok(Status::NotRunning) => {
+            say(format_args!("not running"));
+            Err(NOTHING_RUNNING)
+        }
+        Err(error) => {
+            say(format_args!("{error}"));
+            Err(ERROR)
+        }
+    }
+}
+
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn pidfd_open(pid: Pid) -> Option<std::os::fd::OwnedFd> {
+    use std::os::fd::FromRawFd;
+    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor.
+    let fd = unsafe { nix::libc::syscall(nix::libc::SYS_pidfd_open, pid.as_raw(), 0) };
+    // SAFETY: a descriptor the kernel just made for us alone.
+    (fd >= 0).then(|| unsafe { std::os::fd::OwnedFd::from_raw_fd(fd as i32) })
+}
