@@ -4,7 +4,7 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -26,6 +26,16 @@ Examples:
   RuntimeDirectory=worker
   ExecStart=/usr/local/bin/pidfile run --name worker --dir /run/worker -- /usr/local/bin/worker
   KillMode=mixed
+
+  # Type=notify: the command's sd_notify messages go through pidfile, the
+  # main process; a command that sends none is ready once it started
+  [Service]
+  Type=notify
+  ExecStart=/usr/local/bin/pidfile run --name worker --dir /run/worker --ready started -- /usr/local/bin/worker
+
+  # s6: notification-fd holds 3
+  #!/bin/execlineb -P
+  pidfile run --name worker --dir /run/worker --notify-fd 3 --ready started -- /usr/local/bin/worker
 
 Exit status:
   run    the command's status; when the command died of signal N, pidfile
@@ -102,9 +112,29 @@ pub(crate) struct Run {
     /// when given
     #[arg(long, value_name = "SECS", num_args = 0..=1, value_parser = parse_seconds)]
     pub(crate) wait: Option<Option<Duration>>,
+    /// Who says the service is ready, to systemd (NOTIFY_SOCKET) and to the
+    /// descriptor of --notify-fd: the command itself (notify: pidfile passes
+    /// its messages on as its own), or pidfile once it holds the lock and the
+    /// command runs (started)
+    #[arg(long, value_name = "WHO", value_enum, default_value = "notify")]
+    pub(crate) ready: Ready,
+    /// The descriptor on which s6 (notification-fd) or OpenRC (notify=fd:N)
+    /// waits for a newline; the command inherits it, or with --ready started
+    /// pidfile writes the newline and closes it
+    #[arg(long, value_name = "FD")]
+    pub(crate) notify_fd: Option<i32>,
     /// The command and its arguments
     #[arg(last = true, required = true, value_name = "CMD")]
     pub(crate) command: Vec<OsString>,
+}
+
+/// Who tells the service manager that the service is ready.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Ready {
+    /// The command, through pidfile.
+    Notify,
+    /// pidfile, once the command has started.
+    Started,
 }
 
 #[derive(Debug, Args)]

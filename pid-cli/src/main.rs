@@ -2,6 +2,7 @@
 //! managers. See `pidfile --help`.
 
 mod args;
+mod notify;
 mod run;
 mod signals;
 mod status;

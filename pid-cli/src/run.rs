@@ -11,7 +11,8 @@ use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 use pid_runtime::{Error, PidFile, PidFileGuard, TermSignal};
 
-use crate::args::Run;
+use crate::args::{Ready, Run};
+use crate::notify::Relay;
 use crate::say;
 use crate::signals::{die_of, Blocked, Received};
 
@@ -64,9 +65,35 @@ pub(crate) fn run(args: Run) -> ExitCode {
         Err(NotTaken::Failed(error)) => return crate::fail(&error, OWN_ERROR),
         Err(NotTaken::Signaled(signal)) => return died_of(signal),
     };
+    let relay = match Relay::from_env(args.ready == Ready::Notify) {
+        Ok(relay) => relay,
+        Err(error) => {
+            say(format_args!("cannot speak to the service manager: {error}"));
+            release(guard);
+            return ExitCode::from(OWN_ERROR);
+        }
+    };
     let mut command = std::process::Command::new(program);
     command.args(program_args);
     signals.restore_in(&mut command);
+    match relay.as_ref().map(Relay::command_socket) {
+        Some(Some(ours)) => {
+            command.env("NOTIFY_SOCKET", ours);
+        }
+        Some(None) => {
+            command.env_remove("NOTIFY_SOCKET");
+        }
+        None => {}
+    }
+    if let (Some(fd), Ready::Started) = (args.notify_fd, args.ready) {
+        if let Err(error) = crate::notify::keep_from_command(fd) {
+            say(format_args!(
+                "cannot use descriptor {fd} of --notify-fd: {error}"
+            ));
+            release(guard);
+            return ExitCode::from(OWN_ERROR);
+        }
+    }
     let child = match command.spawn() {
         Ok(child) => child,
         Err(error) => {
@@ -84,6 +111,31 @@ pub(crate) fn run(args: Run) -> ExitCode {
     let child_pid = Pid::from_raw(child.id() as i32);
     if let Err(error) = guard.set_pid(child_pid) {
         say(format_args!("{error}; the file names pidfile itself"));
+    }
+    // Ready only now: the lock is held and the file names the command.
+    if args.ready == Ready::Started {
+        if let Some(relay) = &relay {
+            if let Err(error) = relay.say(b"READY=1") {
+                say(format_args!(
+                    "cannot tell systemd the service is ready: {error}"
+                ));
+            }
+        }
+        if let Some(fd) = args.notify_fd {
+            if let Err(error) = crate::notify::write_ready_to_fd(fd) {
+                say(format_args!(
+                    "cannot write readiness to descriptor {fd}: {error}"
+                ));
+            }
+        }
+    }
+    if let (Some(fd), Ready::Notify) = (args.notify_fd, args.ready) {
+        // The command has its copy: pidfile keeps none of the manager's.
+        // SAFETY: closes a descriptor pidfile inherited and does not use.
+        unsafe { nix::libc::close(fd) };
+    }
+    if let Some(relay) = relay {
+        relay.relay_in_background();
     }
     let ended = supervise(child_pid, &signals, program);
     drop(child); // reaped by supervise; the handle has nothing left to do

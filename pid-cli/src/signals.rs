@@ -26,8 +26,9 @@ pub(crate) struct Received {
     pub(crate) from_kernel: bool,
 }
 
-/// Every signal pidfile passes on, and SIGCHLD, blocked in this thread,
-/// which is the only one; they are taken with [`Blocked::next`].
+/// Every signal pidfile passes on, and SIGCHLD, blocked before pidfile
+/// starts any thread (the notification relay), so that every thread blocks
+/// them; they are taken with [`Blocked::next`].
 pub(crate) struct Blocked {
     set: SigSet,
     /// The mask before: what the command must start with.

@@ -991,3 +991,217 @@ fn stop_never_signals_the_pid_of_a_stale_file() {
     stranger.kill().unwrap();
     stranger.wait().unwrap();
 }
+
+/// A service manager's notify socket, as systemd listens on it: datagrams
+/// with the sender's credentials and any descriptors they carry.
+struct FakeSystemd {
+    socket: std::os::unix::net::UnixDatagram,
+    path: PathBuf,
+}
+
+impl FakeSystemd {
+    fn new(dir: &TempDir) -> FakeSystemd {
+        let path = dir.join("notify");
+        let socket = std::os::unix::net::UnixDatagram::bind(&path).unwrap();
+        nix::sys::socket::setsockopt(&socket, nix::sys::socket::sockopt::PassCred, &true).unwrap();
+        socket.set_read_timeout(Some(PATIENCE)).unwrap();
+        FakeSystemd { socket, path }
+    }
+
+    /// The next message, its sender's pid, and the descriptors it carries.
+    fn receive(&self) -> (String, Pid, Vec<OwnedFd>) {
+        use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
+        use std::os::fd::FromRawFd;
+        let mut buffer = [0_u8; 4096];
+        let mut iov = [std::io::IoSliceMut::new(&mut buffer)];
+        let mut control =
+            nix::cmsg_space!(nix::sys::socket::UnixCredentials, [std::os::fd::RawFd; 4]);
+        let message = recvmsg::<()>(
+            self.socket.as_raw_fd(),
+            &mut iov,
+            Some(&mut control),
+            MsgFlags::empty(),
+        )
+        .expect("a notification in time");
+        let mut sender = None;
+        let mut fds = Vec::new();
+        for control in message.cmsgs().unwrap() {
+            match control {
+                ControlMessageOwned::ScmCredentials(credentials) => {
+                    sender = Some(Pid::from_raw(credentials.pid()))
+                }
+                // SAFETY: descriptors the kernel just gave this process.
+                ControlMessageOwned::ScmRights(received) => fds.extend(
+                    received
+                        .into_iter()
+                        .map(|fd| unsafe { OwnedFd::from_raw_fd(fd) }),
+                ),
+                _ => {}
+            }
+        }
+        let len = message.bytes;
+        let text = String::from_utf8_lossy(&buffer[..len]).into_owned();
+        (text, sender.expect("credentials"), fds)
+    }
+}
+
+/// A Python command that sends `message` to its NOTIFY_SOCKET (a path or
+/// an abstract name), prints "sent" and runs until its input closes.
+fn notifying_command(message: &str) -> String {
+    format!(
+        "import os, socket, sys\n\
+         name = os.environ['NOTIFY_SOCKET']\n\
+         address = '\\0' + name[1:] if name.startswith('@') else name\n\
+         s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)\n\
+         s.sendto({message:?}.encode(), address)\n\
+         print('sent', os.getpid(), flush=True)\n\
+         sys.stdin.read()\n"
+    )
+}
+
+/// Under systemd's Type=notify with NotifyAccess=main, the command's own
+/// READY=1 reaches systemd from pidfile, the main process, once the lock is
+/// held and the file names the command.
+#[test]
+fn the_command_s_notifications_reach_systemd_from_pidfile() {
+    let dir = TempDir::new();
+    let systemd = FakeSystemd::new(&dir);
+    let mut command = pidfile(
+        &[
+            "run",
+            "--name",
+            "job",
+            "--",
+            "python3",
+            "-c",
+            &notifying_command("READY=1\nSTATUS=up"),
+        ],
+        &dir,
+    );
+    command.env("NOTIFY_SOCKET", &systemd.path);
+    let run = Running::start(command);
+    let (message, sender, _) = systemd.receive();
+    assert_eq!(message, "READY=1\nSTATUS=up");
+    assert_eq!(sender, run.pid(), "sent by pidfile, the main process");
+    let said = run.line();
+    let child = said.strip_prefix("sent ").expect("the command's pid");
+    assert_eq!(
+        std::fs::read_to_string(dir.join("job.pid")).unwrap(),
+        format!("{child}\n")
+    );
+    assert_eq!(run.finish().code(), Some(0));
+}
+
+/// `--ready started`: pidfile says READY=1 for a command that speaks no
+/// protocol, once it holds the lock and the command runs.
+#[test]
+fn ready_started_tells_systemd_once_the_command_runs() {
+    let dir = TempDir::new();
+    let systemd = FakeSystemd::new(&dir);
+    let mut command = pidfile(
+        &[
+            "run", "--name", "job", "--ready", "started", "--", "sh", "-c", UNTIL_EOF,
+        ],
+        &dir,
+    );
+    command.env("NOTIFY_SOCKET", &systemd.path);
+    let run = Running::start(command);
+    let (message, sender, _) = systemd.receive();
+    assert_eq!(message, "READY=1");
+    assert_eq!(sender, run.pid());
+    let child = run.ready();
+    assert_eq!(
+        std::fs::read_to_string(dir.join("job.pid")).unwrap(),
+        format!("{child}\n")
+    );
+    assert_eq!(run.finish().code(), Some(0));
+}
+
+/// `sd_notify_barrier`: the command passes a pipe with BARRIER=1 and waits
+/// until systemd closes it; the relay passes the pipe on and keeps no copy,
+/// so the command goes on only once the fake systemd closes its own.
+#[test]
+fn a_notify_barrier_holds_until_systemd_closes_its_descriptor() {
+    let dir = TempDir::new();
+    let systemd = FakeSystemd::new(&dir);
+    let script = "import os, select, socket, sys\n\
+                  name = os.environ['NOTIFY_SOCKET']\n\
+                  address = '\\0' + name[1:] if name.startswith('@') else name\n\
+                  s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)\n\
+                  s.connect(address)\n\
+                  r, w = os.pipe()\n\
+                  socket.send_fds(s, [b'BARRIER=1'], [w])\n\
+                  os.close(w)\n\
+                  ready, _, _ = select.select([r], [], [], 60)\n\
+                  print('barrier passed' if ready and os.read(r, 1) == b'' else 'barrier timed out', flush=True)\n\
+                  sys.stdin.read()\n";
+    let mut command = pidfile(
+        &["run", "--name", "job", "--", "python3", "-c", script],
+        &dir,
+    );
+    command.env("NOTIFY_SOCKET", &systemd.path);
+    let run = Running::start(command);
+    let (message, sender, fds) = systemd.receive();
+    assert_eq!(
+        (message.as_str(), sender, fds.len()),
+        ("BARRIER=1", run.pid(), 1)
+    );
+    assert!(
+        run.lines.try_recv().is_err(),
+        "the barrier passed before systemd closed it"
+    );
+    drop(fds);
+    assert_eq!(run.line(), "barrier passed");
+    assert_eq!(run.finish().code(), Some(0));
+}
+
+/// s6's notification-fd and OpenRC's notify=fd:N: the command inherits the
+/// descriptor and writes its newline, or with `--ready started` pidfile
+/// writes it and closes it, and the command does not inherit it.
+#[test]
+fn the_notification_descriptor_gets_one_newline() {
+    for (ready, script) in [
+        (
+            "notify",
+            "echo >&3; exec 3>&-; echo ready $$; while read line; do :; done",
+        ),
+        (
+            "started",
+            "[ -e /dev/fd/3 ] && echo leaked; echo ready $$; while read line; do :; done",
+        ),
+    ] {
+        let dir = TempDir::new();
+        let (reader, writer) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).unwrap();
+        let writer_fd = writer.as_raw_fd();
+        let mut command = pidfile(
+            &[
+                "run",
+                "--name",
+                "job",
+                "--notify-fd",
+                "3",
+                "--ready",
+                ready,
+                "--",
+                "sh",
+                "-c",
+                script,
+            ],
+            &dir,
+        );
+        // SAFETY: dup2 is async-signal-safe.
+        unsafe {
+            command.pre_exec(move || {
+                nix::libc::dup2(writer_fd, 3);
+                Ok(())
+            });
+        }
+        let run = Running::start(command);
+        drop(writer);
+        let mut said = String::new();
+        std::io::Read::read_to_string(&mut std::fs::File::from(reader), &mut said).unwrap();
+        assert_eq!(said, "\n", "{ready}");
+        run.ready();
+        assert_eq!(run.finish().code(), Some(0), "{ready}");
+    }
+}
