@@ -124,3 +124,35 @@ fn async_main_holds_the_file_across_awaits_and_is_refused_while_held() {
         "{stderr}"
     );
 }
+
+/// `#[pidfile(daemonize = true)] fn main`: the starter exits 0 once the file
+/// names the daemon; the daemon runs `main` and removes the file at its end.
+#[test]
+fn a_daemonized_main_owns_the_file_its_starter_took() {
+    let dir = TempDir::new();
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_daemon-main"));
+    command.env("DAEMON_DIR", dir.path());
+    let (mut starter, lines) = spawn_piped(command);
+    let said = lines
+        .recv_timeout(ANSWER_TIMEOUT)
+        .expect("the daemon speaks");
+    let daemon = said
+        .strip_prefix("daemon ")
+        .unwrap_or_else(|| panic!("{said}"));
+    assert_ne!(daemon, starter.id().to_string());
+    assert_eq!(starter.wait().unwrap().code(), Some(0));
+    let path = dir.join("daemon-main.pid");
+    assert_eq!(
+        std::fs::read_to_string(&path).unwrap(),
+        format!("{daemon}\n")
+    );
+    drop(starter.stdin.take());
+    let deadline = std::time::Instant::now() + ANSWER_TIMEOUT;
+    while path.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the daemon kept the file"
+        );
+        std::thread::yield_now();
+    }
+}

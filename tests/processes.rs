@@ -610,3 +610,41 @@ fn wait_until_free_returns_at_the_release_and_takes_nothing() {
     assert!(waiter.join().unwrap().unwrap());
     assert!(!path.exists(), "the wait took nothing");
 }
+
+/// `daemonize` hands the held file to a daemon: when the starting process
+/// exits (0), the file already names the daemon, which holds the lock, and
+/// removes the file when it releases it.
+#[test]
+fn daemonize_hands_the_file_to_the_daemon_before_the_starter_exits() {
+    let dir = TempDir::new();
+    let mut holder = Holder::spawn();
+    let path = holder.acquire(&dir, "daemon");
+    let starter = holder.pid;
+    let answer = holder.ask("daemonize");
+    let daemon: i32 = answer
+        .strip_prefix("daemon ")
+        .unwrap_or_else(|| panic!("{answer}"))
+        .parse()
+        .unwrap();
+    assert_ne!(daemon, starter.as_raw());
+    let status = holder.wait_for_exit();
+    assert_eq!(status.code(), Some(0), "the starter exits 0");
+    assert_eq!(
+        std::fs::read_to_string(&path).unwrap(),
+        format!("{daemon}\n")
+    );
+    let daemon = nix::unistd::Pid::from_raw(daemon);
+    let error = PidFile::new("daemon")
+        .dir(dir.path())
+        .acquire()
+        .unwrap_err();
+    assert!(
+        matches!(&error, Error::AlreadyLocked { pid: Some(pid), .. } if *pid == daemon),
+        "{error:?}"
+    );
+    // The daemon leads no session: it cannot get a terminal back.
+    assert_ne!(nix::unistd::getsid(Some(daemon)).unwrap(), daemon);
+    assert_eq!(holder.ask("release"), "released");
+    assert!(!path.exists());
+    holder.send_line("exit 0");
+}

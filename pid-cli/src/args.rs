@@ -123,6 +123,13 @@ pub(crate) struct Run {
     /// pidfile writes the newline and closes it
     #[arg(long, value_name = "FD")]
     pub(crate) notify_fd: Option<i32>,
+    /// Run in the background, as start-stop-daemon --background
+    /// --make-pidfile does, for systemd Type=forking units and SysV scripts:
+    /// once the pidfile is held, pidfile hands it to a daemon of its own,
+    /// which the file then names (it passes signals on to the command), and
+    /// exits 0; a refusal is still reported here
+    #[arg(long)]
+    pub(crate) daemon: bool,
     /// The command and its arguments
     #[arg(last = true, required = true, value_name = "CMD")]
     pub(crate) command: Vec<OsString>,

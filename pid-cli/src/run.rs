@@ -65,6 +65,13 @@ pub(crate) fn run(args: Run) -> ExitCode {
         Err(NotTaken::Failed(error)) => return crate::fail(&error, OWN_ERROR),
         Err(NotTaken::Signaled(signal)) => return died_of(signal),
     };
+    if args.daemon {
+        // SAFETY: pidfile has one thread until the command has started.
+        guard = match unsafe { guard.daemonize() } {
+            Ok(guard) => guard,
+            Err(error) => return crate::fail(&error, OWN_ERROR),
+        };
+    }
     let relay = match Relay::from_env(args.ready == Ready::Notify) {
         Ok(relay) => relay,
         Err(error) => {
@@ -109,8 +116,12 @@ pub(crate) fn run(args: Run) -> ExitCode {
         }
     };
     let child_pid = Pid::from_raw(child.id() as i32);
-    if let Err(error) = guard.set_pid(child_pid) {
-        say(format_args!("{error}; the file names pidfile itself"));
+    // A daemon's file names pidfile, the process its starter's manager now
+    // watches, which passes signals on.
+    if !args.daemon {
+        if let Err(error) = guard.set_pid(child_pid) {
+            say(format_args!("{error}; the file names pidfile itself"));
+        }
     }
     // Ready only now: the lock is held and the file names the command.
     if args.ready == Ready::Started {

@@ -1205,3 +1205,35 @@ fn the_notification_descriptor_gets_one_newline() {
         assert_eq!(run.finish().code(), Some(0), "{ready}");
     }
 }
+
+/// `pidfile run --daemon`: the starter exits 0 once the file names the
+/// daemon, which runs the command and passes signals on; `pidfile stop`
+/// then ends both and the file goes.
+#[test]
+fn run_as_a_daemon_then_stop_it() {
+    let dir = TempDir::new();
+    let marker = dir.join("command-ran");
+    let script = format!("touch {}; while :; do sleep 1; done", marker.display());
+    let status = pidfile(
+        &[
+            "run", "--name", "job", "--daemon", "--", "sh", "-c", &script,
+        ],
+        &dir,
+    )
+    .stdin(Stdio::null())
+    .stdout(Stdio::null())
+    .stderr(Stdio::null())
+    .status()
+    .unwrap();
+    assert_eq!(status.code(), Some(0));
+    let content = std::fs::read_to_string(dir.join("job.pid")).unwrap();
+    let daemon: i32 = content.trim().parse().unwrap();
+    let comm = std::fs::read_to_string(format!("/proc/{daemon}/comm")).unwrap();
+    assert_eq!(comm.trim(), "pidfile", "the file names the daemon");
+    let out = output(pidfile(&["check", "--name", "job"], &dir));
+    assert_eq!(out.status.code(), Some(0));
+    let out = output(pidfile(&["stop", "--name", "job"], &dir));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(!dir.join("job.pid").exists());
+    assert!(marker.exists(), "the command ran");
+}

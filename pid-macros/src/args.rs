@@ -32,6 +32,7 @@ pub(crate) struct Args {
     pub(crate) term_signal: Option<TermSignal>,
     pub(crate) exit_code: Option<WithSpan<u8>>,
     pub(crate) entry: Option<WithSpan<bool>>,
+    pub(crate) daemonize: Option<WithSpan<bool>>,
     pub(crate) krate: Option<Path>,
 }
 
@@ -91,6 +92,13 @@ impl Args {
                 };
                 set_once(&mut self.entry, &key, span, value)
             }
+            "daemonize" => {
+                let value = WithSpan {
+                    value: boolean(&key, &value)?,
+                    span,
+                };
+                set_once(&mut self.daemonize, &key, span, value)
+            }
             "crate" => set_once(&mut self.krate, &key, span, crate_path(&value)?),
             _ => unreachable!("every key of KEYS_AND_EXAMPLES has its arm"),
         }
@@ -98,7 +106,7 @@ impl Args {
 }
 
 /// The arguments, with an example value each for error messages.
-const KEYS_AND_EXAMPLES: [(&str, &str); 12] = [
+const KEYS_AND_EXAMPLES: [(&str, &str); 13] = [
     ("name", "\"worker\""),
     ("dir", "\"/run/worker\""),
     ("mode", "0o644"),
@@ -110,6 +118,7 @@ const KEYS_AND_EXAMPLES: [(&str, &str); 12] = [
     ("term_signal", "\"never\""),
     ("exit_code", "1"),
     ("entry", "false"),
+    ("daemonize", "true"),
     ("crate", "\"::pid_runtime\""),
 ];
 

@@ -59,11 +59,18 @@ fn guard(mut function: ItemFn, args: &Args) -> syn::Result<ItemFn> {
             });
         }
     }
+    if let Some(daemonize) = args.daemonize.as_ref().filter(|daemonize| daemonize.value) {
+        if !is_main || function.sig.asyncness.is_some() {
+            return Err(syn::Error::new(
+                daemonize.span,
+                "`daemonize` applies only to the program's `main`, and not to an `async fn`: \
+                 a daemon is forked before any runtime starts its threads",
+            ));
+        }
+    }
     let acquire = acquisition(args, is_main, &function.sig.output);
-    function
-        .block
-        .stmts
-        .insert(0, syn::parse2::<Stmt>(acquire)?);
+    let statements: Vec<Stmt> = syn::parse::Parser::parse2(syn::Block::parse_within, acquire)?;
+    function.block.stmts.splice(0..0, statements);
     Ok(function)
 }
 
@@ -167,11 +174,26 @@ fn acquisition(args: &Args, is_main: bool, output: &ReturnType) -> TokenStream {
         let convert = quote_spanned!(at_output=> #private::IntoRefusal::into_refusal(#error));
         quote_spanned!(site=> return ::core::result::Result::Err(#convert))
     };
+    let daemonize = if args
+        .daemonize
+        .as_ref()
+        .is_some_and(|daemonize| daemonize.value)
+    {
+        quote_spanned! {site=>
+            let #guard = match #private::daemonize_at_start_of_main(#guard) {
+                ::core::result::Result::Ok(#guard) => #guard,
+                ::core::result::Result::Err(#error) => #refused,
+            };
+        }
+    } else {
+        TokenStream::new()
+    };
     quote_spanned! {site=>
         let #guard = match #builder.acquire() {
             ::core::result::Result::Ok(#guard) => #guard,
             ::core::result::Result::Err(#error) => #refused,
         };
+        #daemonize
     }
 }
 

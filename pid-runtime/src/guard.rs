@@ -143,6 +143,114 @@ impl PidFileGuard {
         Ok(())
     }
 
+    /// Hands the pidfile to a daemon: forks twice with `setsid` between, so
+    /// the daemon leads no session and has no terminal, makes the file name
+    /// the daemon, and only then lets the calling process exit with status
+    /// 0, without removing the file. Returns in the daemon alone, with the
+    /// guard it now owns.
+    ///
+    /// Acquire first, then daemonize: a refusal still reaches the terminal
+    /// the program was started from, and the file never goes unheld. A
+    /// service manager that reads the pidfile when the started process
+    /// exits (systemd `Type=forking` with `PIDFile=`, SysV scripts) finds
+    /// the daemon's pid there.
+    ///
+    /// In the daemon, standard input, output and error that are a terminal
+    /// are replaced by `/dev/null`; those redirected to a file or a pipe are
+    /// kept. The working directory and umask are left as they are. No
+    /// descriptor of this library's leaks into the daemon's own children:
+    /// they are all close-on-exec.
+    ///
+    /// This replaces the `daemonize` crate's `Daemonize::start`: where that
+    /// writes the pidfile after the parent has gone, and locks it in a way a
+    /// second daemon does not see, here the lock is never dropped:
+    ///
+    /// ```no_run
+    /// # fn main() -> Result<(), pid_runtime::Error> {
+    /// let guard = pid_runtime::PidFile::new("mydaemon").dir("/run").acquire()?;
+    /// // SAFETY: no thread has been started yet.
+    /// let guard = unsafe { guard.daemonize() }?;
+    /// // ... the daemon's work, holding `guard` ...
+    /// # drop(guard); Ok(()) }
+    /// ```
+    ///
+    /// # Safety
+    ///
+    /// The process must have only one thread: a child made by `fork` in a
+    /// process with other threads may run only async-signal-safe code, and
+    /// the daemon goes on to run the whole program.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotOwningGuard`] for a guard that does not own its file;
+    /// [`Error::Io`] when a fork or the handover fails, in which case the
+    /// calling process keeps the guard and goes on.
+    pub unsafe fn daemonize(mut self) -> Result<PidFileGuard, Error> {
+        use std::io::{Read, Write};
+        if self.held.is_none() {
+            return Err(Error::NotOwningGuard {
+                path: self.path.clone(),
+            });
+        }
+        let failed = |path: &Path, error: nix::Error| Error::io(path, "hand to a daemon", error);
+        // Output buffered now would be written twice, by two processes.
+        let _ = std::io::stdout().flush();
+        let _ = std::io::stderr().flush();
+        let (ready_r, ready_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+            .map_err(|error| failed(&self.path, error))?;
+        // SAFETY: the caller promises a single thread.
+        match unsafe { nix::unistd::fork() }.map_err(|error| failed(&self.path, error))? {
+            nix::unistd::ForkResult::Parent { child } => {
+                drop(ready_w);
+                let mut said = [0_u8; 1];
+                let ready = std::fs::File::from(ready_r)
+                    .read(&mut said)
+                    .is_ok_and(|len| len == 1);
+                let _ = nix::sys::wait::waitpid(child, None);
+                if !ready {
+                    return Err(failed(&self.path, nix::Error::ECHILD));
+                }
+                // The daemon holds the lock and the file names it: leave
+                // both to it, running no destructor and no exit handler.
+                std::mem::forget(self);
+                // SAFETY: ends this process at once.
+                unsafe { nix::libc::_exit(0) }
+            }
+            nix::unistd::ForkResult::Child => {}
+        }
+        drop(ready_r);
+        let _ = nix::unistd::setsid();
+        // SAFETY: still one thread, in the first child.
+        match unsafe { nix::unistd::fork() } {
+            Ok(nix::unistd::ForkResult::Child) => {}
+            // SAFETY: the first child ends at once; the daemon goes on.
+            _ => unsafe { nix::libc::_exit(0) },
+        }
+        quiet_terminal_streams();
+        let me = current_pid();
+        let held = self.held.take().expect("checked above");
+        let Some(mut entry) = held.registration.unregister() else {
+            // SAFETY: a handler at exit took the entry: nothing to hand over.
+            unsafe { nix::libc::_exit(1) }
+        };
+        entry.pid = me.as_raw();
+        let registration = cleanup::register(*entry, crate::TermSignal::Never);
+        let mut held = Held {
+            file: held.file,
+            registration,
+            len: held.len,
+        };
+        held.len = match write_pid(&self.path, held.file.as_fd(), held.len, me) {
+            Ok(len) => len,
+            // SAFETY: the daemon cannot tell the waiting process; it ends.
+            Err(_) => unsafe { nix::libc::_exit(1) },
+        };
+        self.held = Some(held);
+        self.pid = me;
+        let _ = std::fs::File::from(ready_w).write_all(b"1");
+        Ok(self)
+    }
+
     /// Whether this guard removes the file when released. False for the extra
     /// guards that [`allow_same_pid`](crate::PidFile::allow_same_pid) hands out
     /// while another guard of this process holds the file.
@@ -170,6 +278,26 @@ impl PidFileGuard {
         match self.held.take() {
             Some(held) => held.release(&self.path),
             None => Ok(()),
+        }
+    }
+}
+
+/// Replaces standard streams that are a terminal with `/dev/null`.
+fn quiet_terminal_streams() {
+    use std::os::fd::AsRawFd;
+    let Ok(null) = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null")
+    else {
+        return;
+    };
+    for stream in 0..=2 {
+        // SAFETY: isatty and dup2 on standard descriptor numbers.
+        unsafe {
+            if nix::libc::isatty(stream) == 1 {
+                nix::libc::dup2(null.as_raw_fd(), stream);
+            }
         }
     }
 }

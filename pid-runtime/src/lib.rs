@@ -119,6 +119,7 @@ pub use pidfile::{PidFile, Status};
 /// | `term_signal` | `"auto"`, `"always"` or `"never"` | `"auto"` ([`TermSignal`]) |
 /// | `exit_code` | 0 to 255, on the program's `main` only | 1 |
 /// | `entry` | `true` or `false` | whether it is the program's `main`, as below |
+/// | `daemonize` | `true` or `false`, on a plain (not async) program's `main` | `false`: see [`PidFileGuard::daemonize`] |
 /// | `crate` | the path of this crate as a string, if renamed | `"::pid_runtime"` |
 ///
 /// A string literal given as `name` or `dir` is checked at compile time: an
@@ -171,7 +172,7 @@ pub use pid_macros::pidfile;
 /// What the `#[pidfile]` expansion uses; not a public API.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::{Error, Gid, PidFile, TermSignal, Uid};
+    pub use crate::{Error, Gid, PidFile, PidFileGuard, TermSignal, Uid};
 
     /// What a function under `#[pidfile]` returns as its error when the
     /// pidfile is refused: any error type that converts from [`Error`].
@@ -189,6 +190,14 @@ pub mod __private {
         fn into_refusal(error: Error) -> E {
             E::from(error)
         }
+    }
+
+    /// `#[pidfile(daemonize = true)]`: hands the guard to a daemon as the
+    /// first thing `main` does, when no thread but the main one runs.
+    pub fn daemonize_at_start_of_main(guard: PidFileGuard) -> Result<PidFileGuard, Error> {
+        // SAFETY: the attribute calls this only at the start of a plain
+        // (not async) `main`, before the program can have started a thread.
+        unsafe { guard.daemonize() }
     }
 
     /// Tells the user why `main` will not run, and exits.

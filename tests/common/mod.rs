@@ -168,6 +168,17 @@ impl Holder {
         self.child.wait().expect("wait for the holder")
     }
 
+    /// Waits for the process this helper started to end, keeping its input
+    /// open (a daemon it made may still read it).
+    pub fn wait_for_exit(&mut self) -> ExitStatus {
+        self.child.wait().expect("wait for the holder")
+    }
+
+    /// Sends a command without waiting for an answer.
+    pub fn send_line(&mut self, command: &str) {
+        self.send(command);
+    }
+
     fn send(&mut self, command: &str) {
         let stdin = self.stdin.as_mut().expect("holder stdin");
         writeln!(stdin, "{command}").expect("send a command");

@@ -15,6 +15,8 @@
 //! - `churn DIR THREADS`: each thread acquires and releases `churn-N` in a
 //!   loop, until the process ends; → `churning` once every thread has done
 //!   one cycle
+//! - `daemonize`: hands the newest guard to a daemon; the daemon answers
+//!   `daemon PID` and goes on reading commands, this process exits 0
 //! - `exit CODE`, `panic`, `abort`: end while holding every guard
 //!
 //! It prints `ready PID` first.
@@ -78,6 +80,18 @@ fn main() -> ExitCode {
                 unsafe { nix::libc::_exit(0) }
             }),
             ["churn", dir, threads] => churn(dir, threads.parse().expect("a thread count")),
+            ["daemonize"] => match guards.pop() {
+                // SAFETY: this program is single-threaded.
+                Some(guard) => match unsafe { guard.daemonize() } {
+                    Ok(guard) => {
+                        let answer = format!("daemon {}", guard.pid());
+                        guards.push(guard);
+                        answer
+                    }
+                    Err(error) => describe(&error),
+                },
+                None => "err None - no guard".to_string(),
+            },
             ["exit", code] => std::process::exit(code.parse().expect("an exit code")),
             ["panic"] => panic!("panicking while holding {} guards", guards.len()),
             ["abort"] => std::process::abort(),

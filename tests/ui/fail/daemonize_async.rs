@@ -1,0 +1,3 @@
+#[pid_runtime::pidfile(name = "worker", daemonize = true)]
+#[tokio::main(flavor = "current_thread")]
+async fn main() {}
