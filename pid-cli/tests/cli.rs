@@ -1237,3 +1237,49 @@ fn run_as_a_daemon_then_stop_it() {
     assert!(!dir.join("job.pid").exists());
     assert!(marker.exists(), "the command ran");
 }
+
+/// Every systemd unit in README.md passes `systemd-analyze verify`, with
+/// this `pidfile` and a program that exists in place of the worker. Skipped
+/// with a message where the tool is not installed.
+#[test]
+fn the_readme_s_systemd_units_verify() {
+    if Command::new("systemd-analyze")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("skipped: systemd-analyze is not installed");
+        return;
+    }
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md"))
+            .unwrap();
+    let units: Vec<&str> = readme
+        .split("```ini\n")
+        .skip(1)
+        .filter_map(|block| block.split("\n```").next())
+        .collect();
+    assert!(units.len() >= 3, "the README has {} units", units.len());
+    let dir = TempDir::new();
+    for (n, unit) in units.iter().enumerate() {
+        let unit = unit
+            .replace("/usr/local/bin/pidfile", env!("CARGO_BIN_EXE_pidfile"))
+            .replace("/usr/local/bin/worker", "/bin/sleep");
+        let path = dir.join(&format!("readme-{n}.service"));
+        std::fs::write(
+            &path,
+            format!("[Unit]\nDescription=README unit {n}\n\n{unit}\n"),
+        )
+        .unwrap();
+        let out = Command::new("systemd-analyze")
+            .arg("verify")
+            .arg(&path)
+            .output()
+            .unwrap();
+        let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), stderr(&out));
+        assert!(
+            out.status.success() && !said.contains("readme-"),
+            "unit {n}:\n{unit}\n{said}"
+        );
+    }
+}
