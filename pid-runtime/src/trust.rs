@@ -116,16 +116,25 @@ impl Ids {
     }
 }
 
-fn judge_entry(path: &Path, stat: &FileStat, ids: &Ids) -> Result<(), Error> {
-    // mode_t is 16 bits wide on some systems.
-    #[allow(clippy::unnecessary_cast)]
-    let mode = stat.st_mode as u32 & 0o7777;
-    let insecure = |reason| Error::InsecureDirectory {
+/// The permission bits; mode_t is 16 bits wide on some systems.
+#[allow(clippy::unnecessary_cast)]
+fn permissions(stat: &FileStat) -> u32 {
+    stat.st_mode as u32 & 0o7777
+}
+
+/// The refusal of `path`, described by `stat`, for `reason`.
+fn insecure(path: &Path, stat: &FileStat, reason: &'static str) -> Error {
+    Error::InsecureDirectory {
         path: path.to_path_buf(),
         owner: stat.st_uid,
-        mode,
+        mode: permissions(stat),
         reason,
-    };
+    }
+}
+
+fn judge_entry(path: &Path, stat: &FileStat, ids: &Ids) -> Result<(), Error> {
+    let mode = permissions(stat);
+    let insecure = |reason| insecure(path, stat, reason);
     if stat.st_uid != 0 && stat.st_uid != ids.euid() {
         return Err(insecure(if file_type(stat) == SFlag::S_IFLNK {
             "a symbolic link on the way belongs to a user other than root and this one"
@@ -156,14 +165,7 @@ pub(crate) fn judge_private_dir(dir: &Path) -> Result<(), Error> {
     let Some(stat) = lstat_existing(dir)? else {
         return Ok(());
     };
-    #[allow(clippy::unnecessary_cast)]
-    let mode = stat.st_mode as u32 & 0o7777;
-    let insecure = |reason| Error::InsecureDirectory {
-        path: dir.to_path_buf(),
-        owner: stat.st_uid,
-        mode,
-        reason,
-    };
+    let insecure = |reason| insecure(dir, &stat, reason);
     if file_type(&stat) != SFlag::S_IFDIR {
         return Err(insecure("this user's private directory is not a directory"));
     }
