@@ -140,13 +140,20 @@ fn a_daemonized_main_owns_the_file_its_starter_took() {
         .strip_prefix("daemon ")
         .unwrap_or_else(|| panic!("{said}"));
     assert_ne!(daemon, starter.id().to_string());
+    assert_eq!(
+        lines.recv_timeout(ANSWER_TIMEOUT).as_deref(),
+        Ok("child holds nothing"),
+        "the pidfile's descriptor leaked into the daemon's child"
+    );
+    // Child::wait closes the child's input, which the daemon reads too.
+    let daemon_s_input = starter.stdin.take();
     assert_eq!(starter.wait().unwrap().code(), Some(0));
     let path = dir.join("daemon-main.pid");
     assert_eq!(
         std::fs::read_to_string(&path).unwrap(),
         format!("{daemon}\n")
     );
-    drop(starter.stdin.take());
+    drop(daemon_s_input);
     let deadline = std::time::Instant::now() + ANSWER_TIMEOUT;
     while path.exists() {
         assert!(
