@@ -97,7 +97,7 @@ fn receive(socket: BorrowedFd<'_>, buffer: &mut [u8]) -> nix::Result<(usize, Vec
         socket.as_raw_fd(),
         &mut iov,
         Some(&mut control),
-        MsgFlags::MSG_CMSG_CLOEXEC,
+        receive_flags(),
     )?;
     let mut fds = Vec::new();
     for control in message.cmsgs()? {
@@ -111,6 +111,30 @@ fn receive(socket: BorrowedFd<'_>, buffer: &mut [u8]) -> nix::Result<(usize, Vec
         }
     }
     Ok((message.bytes, fds))
+}
+
+/// Descriptors received close-on-exec where the system can; elsewhere the
+/// relay closes them as soon as they are passed on, and pidfile starts no
+/// program once the relay runs.
+fn receive_flags() -> MsgFlags {
+    #[cfg(any(
+        target_os = "linux",
+        target_os = "android",
+        target_os = "freebsd",
+        target_os = "netbsd",
+        target_os = "openbsd",
+        target_os = "dragonfly"
+    ))]
+    return MsgFlags::MSG_CMSG_CLOEXEC;
+    #[cfg(not(any(
+        target_os = "linux",
+        target_os = "android",
+        target_os = "freebsd",
+        target_os = "netbsd",
+        target_os = "openbsd",
+        target_os = "dragonfly"
+    )))]
+    return MsgFlags::empty();
 }
 
 /// `/path` or `@abstract`, as systemd writes `NOTIFY_SOCKET`.
@@ -136,6 +160,9 @@ fn address(name: &OsString) -> std::io::Result<UnixAddr> {
 fn bind_own() -> std::io::Result<(UnixDatagram, OsString)> {
     #[cfg(any(target_os = "linux", target_os = "android"))]
     {
+        #[cfg(target_os = "android")]
+        use std::os::android::net::SocketAddrExt;
+        #[cfg(target_os = "linux")]
         use std::os::linux::net::SocketAddrExt;
         let name = format!("pidfile-notify-{}-{}", std::process::id(), nonce());
         let address = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes())?;

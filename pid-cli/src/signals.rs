@@ -155,20 +155,21 @@ pub(crate) fn die_of(signal: Signal) {
     let _ = nix::sys::signal::raise(signal);
 }
 
-#[cfg(not(target_vendor = "apple"))]
+/// Systems whose C library has `sigtimedwait`, which tells who sent each
+/// signal.
+#[cfg(not(any(target_vendor = "apple", target_os = "openbsd", target_os = "illumos")))]
 fn next(set: &SigSet, timeout: Option<Duration>) -> Result<Option<Received>, Errno> {
-    let timeout = timeout.map(|timeout| libc::timespec {
-        tv_sec: timeout.as_secs().try_into().unwrap_or(libc::time_t::MAX),
-        tv_nsec: timeout.subsec_nanos().into(),
-    });
+    // TimeSpec spells the fields for each system (time_t and c_long widths).
+    let timeout = timeout.map(nix::sys::time::TimeSpec::from_duration);
     loop {
         // SAFETY: a zeroed siginfo for the kernel to fill.
         let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
         // SAFETY: a valid set, siginfo and timeout.
         let signal = unsafe {
             match &timeout {
-                Some(timeout) => libc::sigtimedwait(set.as_ref(), &mut info, timeout),
-                None => libc::sigwaitinfo(set.as_ref(), &mut info),
+                Some(timeout) => libc::sigtimedwait(set.as_ref(), &mut info, timeout.as_ref()),
+                // No timeout is a wait for ever (Android has no sigwaitinfo).
+                None => libc::sigtimedwait(set.as_ref(), &mut info, std::ptr::null()),
             }
         };
         match Errno::result(signal) {
@@ -185,10 +186,12 @@ fn next(set: &SigSet, timeout: Option<Duration>) -> Result<Option<Received>, Err
     }
 }
 
-/// macOS has neither `sigtimedwait` nor `sigwaitinfo`: look at the pending
-/// set between short sleeps, and take what is there with `sigwait`. Who sent
-/// a signal is unknown, so every one counts as sent by a process.
-#[cfg(target_vendor = "apple")]
+/// macOS and OpenBSD have neither `sigtimedwait` nor `sigwaitinfo` (and the
+/// libc crate binds neither for illumos): look at the pending set between
+/// short sleeps, and take what is there with `sigwait`. Who sent a signal is
+/// unknown, so every one counts as sent by a process: there, a terminal's
+/// Ctrl-C reaches the command twice, from the terminal and from pidfile.
+#[cfg(any(target_vendor = "apple", target_os = "openbsd", target_os = "illumos"))]
 fn next(set: &SigSet, timeout: Option<Duration>) -> Result<Option<Received>, Errno> {
     use std::time::Instant;
 
@@ -197,7 +200,8 @@ fn next(set: &SigSet, timeout: Option<Duration>) -> Result<Option<Received>, Err
         let mut pending: libc::sigset_t = unsafe { std::mem::zeroed() };
         // SAFETY: a valid set for the kernel to fill.
         Errno::result(unsafe { libc::sigpending(&mut pending) })?;
-        let pending = SigSet::from(pending);
+        // SAFETY: a set the kernel filled.
+        let pending = unsafe { SigSet::from_sigset_t_unchecked(pending) };
         if set.iter().any(|signal| pending.contains(signal)) {
             let signal = set.wait()?;
             return Ok(Some(Received {

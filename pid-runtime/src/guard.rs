@@ -196,8 +196,7 @@ impl PidFileGuard {
         // Output buffered now would be written twice, by two processes.
         let _ = std::io::stdout().flush();
         let _ = std::io::stderr().flush();
-        let (ready_r, ready_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
-            .map_err(|error| failed(&self.path, error))?;
+        let (ready_r, ready_w) = close_on_exec_pipe().map_err(|error| failed(&self.path, error))?;
         // SAFETY: the caller promises a single thread.
         match unsafe { nix::unistd::fork() }.map_err(|error| failed(&self.path, error))? {
             nix::unistd::ForkResult::Parent { child } => {
@@ -280,6 +279,20 @@ impl PidFileGuard {
             None => Ok(()),
         }
     }
+}
+
+/// A pipe whose ends the daemon's own children do not inherit. macOS has
+/// no `pipe2`; the fork that follows is in a single thread, so setting the
+/// flag after `pipe` leaves no window for another exec.
+fn close_on_exec_pipe() -> nix::Result<(OwnedFd, OwnedFd)> {
+    let (read, write) = nix::unistd::pipe()?;
+    for end in [&read, &write] {
+        nix::fcntl::fcntl(
+            end,
+            nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
+        )?;
+    }
+    Ok((read, write))
 }
 
 /// Replaces standard streams that are a terminal with `/dev/null`.

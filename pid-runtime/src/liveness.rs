@@ -41,6 +41,7 @@ pub(crate) fn judge(pid: Pid, written: f64) -> Liveness {
     }
 }
 
+#[cfg_attr(not(any(target_os = "linux", target_os = "android")), allow(dead_code))]
 enum Started {
     /// Exiting or a zombie: a holder killed an instant ago has closed its
     /// files, so the lock is free, but is not yet gone from the table.
@@ -114,6 +115,7 @@ fn started_at(_pid: Pid) -> Option<Started> {
 }
 
 /// The kernel's flag for a task that has begun to exit (`PF_EXITING`).
+#[cfg_attr(not(any(target_os = "linux", target_os = "android")), allow(dead_code))]
 const PF_EXITING: u64 = 0x4;
 
 #[derive(Debug, PartialEq, Eq)]
@@ -126,6 +128,7 @@ struct ProcStat {
     start_ticks: u64,
 }
 
+#[cfg_attr(not(any(target_os = "linux", target_os = "android")), allow(dead_code))]
 impl ProcStat {
     /// Exiting, a zombie, or dead.
     fn is_ending(&self) -> bool {

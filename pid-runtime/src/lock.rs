@@ -122,7 +122,10 @@ mod proc_locks {
             return None;
         }
         let (table, whole) = read_at_once()?;
-        match table_lists(&table, stat.st_dev, stat.st_ino) {
+        // ino_t is narrower than u64 on some 32-bit systems.
+        #[allow(clippy::unnecessary_cast)]
+        let (dev, ino) = (stat.st_dev as u64, stat.st_ino as u64);
+        match table_lists(&table, dev, ino) {
             true => Some(true),
             false if whole => Some(false),
             false => None,

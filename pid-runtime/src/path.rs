@@ -109,12 +109,17 @@ fn is_usable_dir(dir: &Path) -> bool {
         .map(|stat| SFlag::from_bits_truncate(stat.st_mode) & SFlag::S_IFMT == SFlag::S_IFDIR)
         .unwrap_or(false);
     // AT_EACCESS: a set-user-id program must be judged by who it runs as.
+    // Android's bionic has no AT_EACCESS, and no set-user-id programs.
+    #[cfg(not(target_os = "android"))]
+    let by_whom = AtFlags::AT_EACCESS;
+    #[cfg(target_os = "android")]
+    let by_whom = AtFlags::empty();
     is_dir
         && faccessat(
             AT_FDCWD,
             dir,
             AccessFlags::W_OK | AccessFlags::X_OK,
-            AtFlags::AT_EACCESS,
+            by_whom,
         )
         .is_ok()
 }

@@ -86,5 +86,9 @@ pub(crate) fn look(path: &Path, fd: BorrowedFd<'_>, stat: &FileStat) -> Result<S
 
 /// The file's modification time in seconds since the epoch.
 fn modified(stat: &FileStat) -> f64 {
-    stat.st_mtime as f64 + stat.st_mtime_nsec as f64 / 1e9
+    #[cfg(not(target_os = "netbsd"))]
+    let nanoseconds = stat.st_mtime_nsec;
+    #[cfg(target_os = "netbsd")]
+    let nanoseconds = stat.st_mtimensec;
+    stat.st_mtime as f64 + nanoseconds as f64 / 1e9
 }

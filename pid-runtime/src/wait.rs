@@ -22,6 +22,8 @@ impl Watch {
     /// Watches `path`; without inotify (or a directory to watch), waits by
     /// sleeping.
     pub(crate) fn new(path: &Path) -> Watch {
+        #[cfg(not(any(target_os = "linux", target_os = "android")))]
+        let _ = path;
         Watch {
             #[cfg(any(target_os = "linux", target_os = "android"))]
             watched: inotify::Watched::new(path),
