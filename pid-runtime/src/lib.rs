@@ -75,6 +75,12 @@
 #![deny(missing_docs)]
 #![warn(unsafe_op_in_unsafe_fn)]
 
+#[cfg(not(unix))]
+compile_error!(
+    "pid-runtime builds on Unix systems (Linux, macOS, the BSDs, illumos, Android) only: \
+     it has no backend for this target yet"
+);
+
 mod cleanup;
 mod content;
 mod error;
