@@ -31,7 +31,8 @@
 //! belongs to a process that started after the file was written: after a
 //! reboot or a container restart, ids are reused, and a pidfile naming a
 //! stranger is stale all the same. (Start times are read from `/proc` on
-//! Linux; elsewhere a live id is taken at its word.)
+//! Linux, with `proc_pidinfo` on macOS and `sysctl kern.proc` on FreeBSD;
+//! elsewhere a live id is taken at its word.)
 //!
 //! # Safety with hostile files
 //!

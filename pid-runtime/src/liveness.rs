@@ -41,7 +41,15 @@ pub(crate) fn judge(pid: Pid, written: f64) -> Liveness {
     }
 }
 
-#[cfg_attr(not(any(target_os = "linux", target_os = "android")), allow(dead_code))]
+#[cfg_attr(
+    not(any(
+        target_os = "linux",
+        target_os = "android",
+        target_vendor = "apple",
+        target_os = "freebsd"
+    )),
+    allow(dead_code)
+)]
 enum Started {
     /// Exiting or a zombie: a holder killed an instant ago has closed its
     /// files, so the lock is free, but is not yet gone from the table.
@@ -109,7 +117,79 @@ fn other_thread_runs(pid: Pid) -> bool {
     })
 }
 
-#[cfg(not(any(target_os = "linux", target_os = "android")))]
+/// macOS: the kernel's BSD record of the process, from `proc_pidinfo`.
+#[cfg(target_vendor = "apple")]
+fn started_at(pid: Pid) -> Option<Started> {
+    use nix::libc;
+    // SAFETY: a zeroed plain C struct for the kernel to fill.
+    let mut info: libc::proc_bsdinfo = unsafe { std::mem::zeroed() };
+    let size = std::mem::size_of::<libc::proc_bsdinfo>() as libc::c_int;
+    // SAFETY: a buffer of `size` bytes that lives for the call.
+    let filled = unsafe {
+        libc::proc_pidinfo(
+            pid.as_raw(),
+            libc::PROC_PIDTBSDINFO,
+            0,
+            std::ptr::from_mut(&mut info).cast(),
+            size,
+        )
+    };
+    if filled != size {
+        return None;
+    }
+    if info.pbi_status == libc::SZOMB {
+        return Some(Started::Ending);
+    }
+    Some(Started::At(
+        info.pbi_start_tvsec as f64 + info.pbi_start_tvusec as f64 / 1e6,
+    ))
+}
+
+/// FreeBSD: the process's `kinfo_proc`, from `sysctl kern.proc.pid`.
+#[cfg(target_os = "freebsd")]
+fn started_at(pid: Pid) -> Option<Started> {
+    use nix::libc;
+    let mut name = [
+        libc::CTL_KERN,
+        libc::KERN_PROC,
+        libc::KERN_PROC_PID,
+        pid.as_raw(),
+    ];
+    // SAFETY: a zeroed plain C struct for the kernel to fill.
+    let mut info: libc::kinfo_proc = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::kinfo_proc>();
+    // SAFETY: a name of 4 integers, and a buffer of `len` bytes that lives
+    // for the call; nothing is written.
+    let read = unsafe {
+        libc::sysctl(
+            name.as_mut_ptr(),
+            name.len() as libc::c_uint,
+            std::ptr::from_mut(&mut info).cast(),
+            &mut len,
+            std::ptr::null(),
+            0,
+        )
+    };
+    if read != 0 || len != std::mem::size_of::<libc::kinfo_proc>() {
+        return None;
+    }
+    if info.ki_stat == libc::SZOMB {
+        return Some(Started::Ending);
+    }
+    Some(Started::At(
+        info.ki_start.tv_sec as f64 + info.ki_start.tv_usec as f64 / 1e6,
+    ))
+}
+
+/// Elsewhere (NetBSD, OpenBSD, DragonFly, illumos) there is no start time
+/// to read yet: a live id is taken at its word, so a reused pid is refused
+/// rather than taken over.
+#[cfg(not(any(
+    target_os = "linux",
+    target_os = "android",
+    target_vendor = "apple",
+    target_os = "freebsd"
+)))]
 fn started_at(_pid: Pid) -> Option<Started> {
     None
 }
