@@ -214,12 +214,7 @@ fn acquire(
 
 /// A refusal because another process has the file, or another error.
 fn refused(error: Error) -> NotTaken {
-    if error.is_already_running()
-        || matches!(
-            error,
-            Error::HeldForReading { .. } | Error::KeptChanging { .. }
-        )
-    {
+    if error.is_busy() {
         NotTaken::Busy(error)
     } else {
         NotTaken::Failed(error)

@@ -1045,15 +1045,19 @@ impl FakeSystemd {
     }
 }
 
-/// A Python command that sends `message` to its NOTIFY_SOCKET (a path or
-/// an abstract name), prints "sent" and runs until its input closes.
+/// The start of a Python command that speaks to its NOTIFY_SOCKET (a path
+/// or an abstract name): `s`, a datagram socket connected to it.
+const NOTIFY_SOCKET_PYTHON: &str = "import os, select, socket, sys\n\
+    name = os.environ['NOTIFY_SOCKET']\n\
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)\n\
+    s.connect('\\0' + name[1:] if name.startswith('@') else name)\n";
+
+/// A Python command that sends `message` to its NOTIFY_SOCKET, prints
+/// "sent" and runs until its input closes.
 fn notifying_command(message: &str) -> String {
     format!(
-        "import os, socket, sys\n\
-         name = os.environ['NOTIFY_SOCKET']\n\
-         address = '\\0' + name[1:] if name.startswith('@') else name\n\
-         s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)\n\
-         s.sendto({message:?}.encode(), address)\n\
+        "{NOTIFY_SOCKET_PYTHON}\
+         s.send({message:?}.encode())\n\
          print('sent', os.getpid(), flush=True)\n\
          sys.stdin.read()\n"
     )
@@ -1124,19 +1128,17 @@ fn ready_started_tells_systemd_once_the_command_runs() {
 fn a_notify_barrier_holds_until_systemd_closes_its_descriptor() {
     let dir = TempDir::new();
     let systemd = FakeSystemd::new(&dir);
-    let script = "import os, select, socket, sys\n\
-                  name = os.environ['NOTIFY_SOCKET']\n\
-                  address = '\\0' + name[1:] if name.startswith('@') else name\n\
-                  s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)\n\
-                  s.connect(address)\n\
+    let script = format!(
+        "{NOTIFY_SOCKET_PYTHON}\
                   r, w = os.pipe()\n\
                   socket.send_fds(s, [b'BARRIER=1'], [w])\n\
                   os.close(w)\n\
                   ready, _, _ = select.select([r], [], [], 60)\n\
                   print('barrier passed' if ready and os.read(r, 1) == b'' else 'barrier timed out', flush=True)\n\
-                  sys.stdin.read()\n";
+                  sys.stdin.read()\n"
+    );
     let mut command = pidfile(
-        &["run", "--name", "job", "--", "python3", "-c", script],
+        &["run", "--name", "job", "--", "python3", "-c", &script],
         &dir,
     );
     command.env("NOTIFY_SOCKET", &systemd.path);

@@ -208,6 +208,19 @@ impl Error {
         )
     }
 
+    /// True when other processes keep the pidfile from being taken for now:
+    /// it is held or running ([`is_already_running`](Self::is_already_running)),
+    /// locked for reading ([`HeldForReading`](Error::HeldForReading)), or
+    /// kept being replaced ([`KeptChanging`](Error::KeptChanging)). Waiting
+    /// and trying again may succeed; for any other error it will not.
+    pub fn is_busy(&self) -> bool {
+        self.is_already_running()
+            || matches!(
+                self,
+                Error::HeldForReading { .. } | Error::KeptChanging { .. }
+            )
+    }
+
     /// The other process's id, where the error names one.
     pub fn pid(&self) -> Option<Pid> {
         match self {

@@ -343,10 +343,6 @@ impl Head {
     /// kernel makes new bytes visible only with the new size, so one read
     /// sees the old content, nothing, or the new content.
     pub(crate) fn read(fd: BorrowedFd<'_>) -> Result<Head, Errno> {
-        Head::read_once(fd)
-    }
-
-    fn read_once(fd: BorrowedFd<'_>) -> Result<Head, Errno> {
         // One byte more than is judged tells whether the file goes on.
         let mut head = Head {
             bytes: [0; HEAD_LEN + 1],

@@ -408,7 +408,7 @@ impl PidFile {
         let deadline = Instant::now().checked_add(timeout);
         self.until(deadline, || match self.acquire() {
             Ok(guard) => Ok(guard),
-            Err(error) if is_busy(&error) => Err(Busy(error)),
+            Err(error) if error.is_busy() => Err(Busy(error)),
             Err(error) => Err(Done(error)),
         })
         .and_then(|waited| waited)
@@ -668,15 +668,6 @@ enum Attempt<B> {
     Done(Error),
 }
 use Attempt::{Busy, Done};
-
-/// Refusals that another process's release ends.
-fn is_busy(error: &Error) -> bool {
-    error.is_already_running()
-        || matches!(
-            error,
-            Error::HeldForReading { .. } | Error::KeptChanging { .. }
-        )
-}
 
 /// Answers a file that this user may not take over, judged without its lock.
 fn refuse_not_ours(
