@@ -15,8 +15,7 @@ use std::sync::mpsc;
 use common::{read_lines, within_timeout, Holder, TempDir, ANSWER_TIMEOUT};
 use nix::fcntl::{Flock, FlockArg};
 use nix::sys::signal::{killpg, Signal};
-use nix::unistd::Pid;
-use pid_runtime::{Error, PidFile, Status};
+use pid_runtime::{Error, Pid, PidFile, Status};
 
 /// A peer program, in a process group of its own so SIGKILL reaches every
 /// process that shares its lock.
@@ -53,14 +52,15 @@ impl Peer {
     }
 
     fn kill_group(mut self) {
-        killpg(Pid::from_raw(self.child.id() as i32), Signal::SIGKILL).expect("kill the peer");
+        killpg(common::sys(Pid::from_raw(self.child.id())), Signal::SIGKILL)
+            .expect("kill the peer");
         self.child.wait().expect("reap the peer");
     }
 }
 
 impl Drop for Peer {
     fn drop(&mut self) {
-        let _ = killpg(Pid::from_raw(self.child.id() as i32), Signal::SIGKILL);
+        let _ = killpg(common::sys(Pid::from_raw(self.child.id())), Signal::SIGKILL);
         let _ = self.child.wait();
     }
 }

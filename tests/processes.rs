@@ -7,7 +7,7 @@ use std::os::unix::process::ExitStatusExt;
 
 use common::{Bystander, Holder, TempDir};
 use nix::sys::signal::Signal;
-use pid_runtime::{Error, PidFile, Status};
+use pid_runtime::{Error, Pid, PidFile, Status};
 
 #[test]
 fn second_process_is_refused_with_holder_pid() {
@@ -271,7 +271,7 @@ fn a_process_whose_main_thread_exited_is_alive() {
         lines.recv_timeout(common::ANSWER_TIMEOUT).as_deref(),
         Ok("ready")
     );
-    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    let pid = Pid::from_raw(child.id());
     let stat = format!("/proc/{pid}/stat");
     let deadline = std::time::Instant::now() + common::ANSWER_TIMEOUT;
     while !std::fs::read_to_string(&stat).unwrap().contains(") Z ") {
@@ -426,7 +426,7 @@ fn two_threads_acquiring_one_name_get_one_guard() {
     assert_eq!(guards.len(), 1);
     let error = errors.into_iter().next().unwrap().unwrap_err();
     assert!(
-        matches!(error, Error::AlreadyLocked { pid: Some(pid), .. } if pid.as_raw() == std::process::id() as i32),
+        matches!(error, Error::AlreadyLocked { pid: Some(pid), .. } if pid == Pid::current()),
         "{error}"
     );
 }
@@ -522,7 +522,7 @@ fn set_pid_records_another_process_with_the_write_rules_of_acquire() {
     );
 
     // A shorter id leaves no tail of the longer one behind.
-    guard.set_pid(nix::unistd::Pid::from_raw(1)).unwrap();
+    guard.set_pid(Pid::from_raw(1)).unwrap();
     assert_eq!(std::fs::read_to_string(&path).unwrap(), "1\n");
 
     guard.release().unwrap();
@@ -537,8 +537,9 @@ fn set_pid_refuses_a_group_id_and_a_guard_that_does_not_own_the_file() {
     let path = owner.path().to_path_buf();
     let written = std::fs::read_to_string(&path).unwrap();
 
-    for pid in [0, -1] {
-        let error = owner.set_pid(nix::unistd::Pid::from_raw(pid)).unwrap_err();
+    // 0 and u32::MAX (-1 as a pid_t) would address process groups in kill.
+    for pid in [0, 1 << 31, u32::MAX] {
+        let error = owner.set_pid(Pid::from_raw(pid)).unwrap_err();
         assert!(
             matches!(&error, Error::InvalidPid { pid: p, .. } if p.as_raw() == pid),
             "{error:?}"
@@ -548,7 +549,7 @@ fn set_pid_refuses_a_group_id_and_a_guard_that_does_not_own_the_file() {
     let mut sharer = pidfile.acquire().unwrap();
     assert!(!sharer.owns_file());
     let error = sharer
-        .set_pid(nix::unistd::Pid::from_raw(std::process::id() as i32 + 1))
+        .set_pid(Pid::from_raw(std::process::id() + 1))
         .unwrap_err();
     assert!(matches!(error, Error::NotOwningGuard { .. }), "{error:?}");
     assert_eq!(std::fs::read_to_string(&path).unwrap(), written);
@@ -587,7 +588,7 @@ fn acquire_timeout_takes_over_at_a_release_or_a_death_and_else_gives_the_refusal
     });
     holder.kill_and_wait(Signal::SIGKILL);
     let guard = waiter.join().unwrap().expect("taken once the holder died");
-    assert_eq!(guard.pid(), nix::unistd::Pid::this());
+    assert_eq!(guard.pid(), Pid::current());
 }
 
 /// `wait_until_free` returns once the holder is gone, and says false when
@@ -621,7 +622,7 @@ fn daemonize_hands_the_file_to_the_daemon_before_the_starter_exits() {
     let path = holder.acquire(&dir, "daemon");
     let starter = holder.pid;
     let answer = holder.ask("daemonize");
-    let daemon: i32 = answer
+    let daemon: u32 = answer
         .strip_prefix("daemon ")
         .unwrap_or_else(|| panic!("{answer}"))
         .parse()
@@ -633,7 +634,7 @@ fn daemonize_hands_the_file_to_the_daemon_before_the_starter_exits() {
         std::fs::read_to_string(&path).unwrap(),
         format!("{daemon}\n")
     );
-    let daemon = nix::unistd::Pid::from_raw(daemon);
+    let daemon = Pid::from_raw(daemon);
     let error = PidFile::new("daemon")
         .dir(dir.path())
         .acquire()
@@ -643,6 +644,7 @@ fn daemonize_hands_the_file_to_the_daemon_before_the_starter_exits() {
         "{error:?}"
     );
     // The daemon leads no session: it cannot get a terminal back.
+    let daemon = common::sys(daemon);
     assert_ne!(nix::unistd::getsid(Some(daemon)).unwrap(), daemon);
     assert_eq!(holder.ask("release"), "released");
     assert!(!path.exists());

@@ -119,7 +119,7 @@ pub(crate) fn run(args: Run) -> ExitCode {
     // A daemon's file names pidfile, the process its starter's manager now
     // watches, which passes signals on.
     if !args.daemon {
-        if let Err(error) = guard.set_pid(child_pid) {
+        if let Err(error) = guard.set_pid(pid_runtime::Pid::from_raw(child.id())) {
             say(format_args!("{error}; the file names pidfile itself"));
         }
     }

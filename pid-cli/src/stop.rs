@@ -114,7 +114,11 @@ impl Target {
                 Err(error) => Err(error),
             };
         }
-        match nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.pid.as_raw()), signal) {
+        // A pid read from a pidfile fits a pid_t; one that did not would be no process.
+        let Ok(pid) = i32::try_from(self.pid.as_raw()) else {
+            return Ok(());
+        };
+        match nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), signal) {
             Ok(()) | Err(nix::errno::Errno::ESRCH) => Ok(()),
             Err(error) => Err(error),
         }

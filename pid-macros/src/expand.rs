@@ -131,8 +131,8 @@ fn acquisition(args: &Args, is_main: bool, output: &ReturnType) -> TokenStream {
         builder = quote!(#builder.mode(#mode));
     }
     if args.uid.is_some() || args.gid.is_some() {
-        let uid = optional(args.uid, &quote!(#private::Uid));
-        let gid = optional(args.gid, &quote!(#private::Gid));
+        let uid = optional(args.uid);
+        let gid = optional(args.gid);
         builder = quote!(#builder.owner(#uid, #gid));
     }
     for (setter, flag) in [
@@ -214,9 +214,12 @@ fn respanned(tokens: TokenStream, span: Span) -> TokenStream {
         .collect()
 }
 
-fn optional(id: Option<u32>, ty: &TokenStream) -> TokenStream {
+fn optional(id: Option<u32>) -> TokenStream {
     match id {
-        Some(id) => quote!(::core::option::Option::Some(#ty::from_raw(#id))),
+        Some(id) => {
+            let id = Literal::u32_suffixed(id);
+            quote!(::core::option::Option::Some(#id))
+        }
         None => quote!(::core::option::Option::None),
     }
 }

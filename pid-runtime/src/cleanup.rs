@@ -19,6 +19,8 @@ use std::sync::{Mutex, Once};
 
 use nix::libc;
 
+use crate::Pid;
+
 /// Whether a SIGTERM handler removes held pidfiles before the process dies.
 ///
 /// The handler removes the files this process holds, restores SIGTERM's
@@ -49,7 +51,7 @@ pub(crate) struct Entry {
     pub(crate) dev: libc::dev_t,
     pub(crate) ino: libc::ino_t,
     /// The process that holds it; a forked child must not remove it.
-    pub(crate) pid: libc::pid_t,
+    pub(crate) pid: Pid,
 }
 
 const SLOTS_PER_CHUNK: usize = 16;
@@ -124,7 +126,7 @@ impl Registration {
 struct HeldFile {
     dev: libc::dev_t,
     ino: libc::ino_t,
-    pid: libc::pid_t,
+    pid: Pid,
 }
 
 /// The files this process holds, for telling its own holdings from another
@@ -139,7 +141,7 @@ fn held_here() -> std::sync::MutexGuard<'static, Vec<HeldFile>> {
 }
 
 /// Whether this very process holds the file through one of its guards.
-pub(crate) fn holds(dev: libc::dev_t, ino: libc::ino_t, pid: libc::pid_t) -> bool {
+pub(crate) fn holds(dev: libc::dev_t, ino: libc::ino_t, pid: Pid) -> bool {
     held_here().contains(&HeldFile { dev, ino, pid })
 }
 
@@ -216,7 +218,7 @@ pub(crate) fn remove_if_same(entry: &Entry) -> Result<bool, nix::Error> {
 fn remove_all() {
     // SAFETY: getpid has no preconditions. The cached id is not used: a
     // child made by a raw clone would otherwise remove its parent's files.
-    let me = unsafe { libc::getpid() };
+    let me = Pid::from_raw(unsafe { libc::getpid() } as u32);
     let mut chunk = Some(&TABLE);
     while let Some(current) = chunk {
         for slot in &current.slots {

@@ -3,7 +3,7 @@
 
 use std::io::Write as _;
 
-use nix::unistd::Pid;
+use crate::Pid;
 
 /// How much of a pidfile is read. A process id is at most ten digits, so a
 /// file longer than this is not a pidfile.
@@ -16,7 +16,8 @@ const EXCERPT_LEN: usize = 32;
 pub(crate) enum Content {
     /// Nothing, or a blank line: no process was recorded.
     Empty,
-    /// A process id in `1..=i32::MAX`, in canonical decimal.
+    /// A process id a process can have here (`1..=i32::MAX` on Unix), in
+    /// canonical decimal.
     Pid(Pid),
     /// Anything else: the file may not be a pidfile.
     Invalid,
@@ -50,9 +51,9 @@ pub(crate) fn parse(head: &[u8], whole: bool) -> Content {
     let value = line
         .iter()
         .fold(0_i64, |value, digit| value * 10 + i64::from(digit - b'0'));
-    match i32::try_from(value) {
-        Ok(pid) => Content::Pid(Pid::from_raw(pid)),
-        Err(_) => Content::Invalid,
+    match u32::try_from(value) {
+        Ok(raw) if raw <= Pid::MAX => Content::Pid(Pid::from_raw(raw)),
+        _ => Content::Invalid,
     }
 }
 
@@ -100,7 +101,7 @@ pub(crate) fn excerpt(head: &[u8]) -> String {
 mod tests {
     use super::*;
 
-    fn pid(raw: i32) -> Content {
+    fn pid(raw: u32) -> Content {
         Content::Pid(Pid::from_raw(raw))
     }
 
@@ -109,7 +110,7 @@ mod tests {
         assert_eq!(parse(b"4242\n", true), pid(4242));
         assert_eq!(parse(b"4242", true), pid(4242));
         assert_eq!(parse(b"1", true), pid(1));
-        assert_eq!(parse(b"2147483647\n", true), pid(i32::MAX));
+        assert_eq!(parse(b"2147483647\n", true), pid(Pid::MAX));
     }
 
     #[test]
@@ -189,7 +190,7 @@ mod tests {
     fn written_text_is_the_pid_and_a_newline() {
         assert_eq!(Text::of(Pid::from_raw(1)).as_bytes(), b"1\n");
         assert_eq!(
-            Text::of(Pid::from_raw(i32::MAX)).as_bytes(),
+            Text::of(Pid::from_raw(Pid::MAX)).as_bytes(),
             b"2147483647\n"
         );
     }
@@ -214,7 +215,7 @@ mod tests {
         /// Every pid in range survives a write and a read, however it is
         /// padded.
         #[test]
-        fn every_pid_round_trips(raw in 1..=i32::MAX, padding in "[ \t]{0,3}", ending in "(\n|\r\n|)") {
+        fn every_pid_round_trips(raw in 1..=Pid::MAX, padding in "[ \t]{0,3}", ending in "(\n|\r\n|)") {
             let text = format!("{padding}{raw}{padding}{ending}");
             proptest::prop_assert_eq!(parse(text.as_bytes(), true), pid(raw));
             proptest::prop_assert_eq!(parse(Text::of(Pid::from_raw(raw)).as_bytes(), true), pid(raw));

@@ -3,7 +3,7 @@ use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use nix::unistd::Pid;
+use crate::Pid;
 
 /// Why a pidfile could not be taken or judged.
 ///
@@ -198,7 +198,7 @@ impl Error {
     /// let _guard = pidfile.acquire()?;
     /// let second = pidfile.acquire().unwrap_err();
     /// assert!(second.is_already_running());
-    /// assert_eq!(second.pid(), Some(pid_runtime::Pid::this()));
+    /// assert_eq!(second.pid(), Some(pid_runtime::Pid::current()));
     /// # Ok(()) }
     /// ```
     pub fn is_already_running(&self) -> bool {

@@ -5,11 +5,11 @@
 use std::os::fd::{BorrowedFd, OwnedFd};
 use std::path::Path;
 
+use crate::Pid;
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
 use nix::libc;
 use nix::sys::stat::{FileStat, Mode, SFlag};
-use nix::unistd::Pid;
 
 use crate::content::{self, Content, Text, HEAD_LEN};
 use crate::{Error, FileKind};

@@ -2,7 +2,7 @@ use std::fmt;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
-use nix::unistd::Pid;
+use crate::Pid;
 
 use crate::cleanup::{self, Critical, Registration};
 use crate::file::write_pid;
@@ -112,7 +112,7 @@ impl PidFileGuard {
     /// let pidfile = PidFile::new("job").dir(&dir);
     /// let mut guard = pidfile.acquire()?;
     /// let child = std::process::Command::new("sleep").arg("10").spawn()?;
-    /// let child_pid = pid_runtime::Pid::from_raw(child.id() as i32);
+    /// let child_pid = pid_runtime::Pid::from_raw(child.id());
     /// guard.set_pid(child_pid)?;
     /// assert_eq!(std::fs::read_to_string(guard.path())?, format!("{child_pid}\n"));
     /// assert_eq!(pidfile.check()?, Status::Running { pid: Some(child_pid) });
@@ -124,10 +124,10 @@ impl PidFileGuard {
     ///
     /// [`Error::Io`] when the write fails; [`Error::NotOwningGuard`] when
     /// this guard does not own the file (see [`owns_file`](Self::owns_file)):
-    /// the guard that owns it must record the id. A pid that is not positive
-    /// is [`Error::InvalidPid`].
+    /// the guard that owns it must record the id. A pid no process can have
+    /// (`0`, or above `i32::MAX` on Unix) is [`Error::InvalidPid`].
     pub fn set_pid(&mut self, pid: Pid) -> Result<(), Error> {
-        if pid.as_raw() <= 0 {
+        if !pid.is_possible() {
             return Err(Error::InvalidPid {
                 path: self.path.clone(),
                 pid,
@@ -232,7 +232,7 @@ impl PidFileGuard {
             // SAFETY: a handler at exit took the entry: nothing to hand over.
             unsafe { nix::libc::_exit(1) }
         };
-        entry.pid = me.as_raw();
+        entry.pid = me;
         let registration = cleanup::register(*entry, crate::TermSignal::Never);
         let mut held = Held {
             file: held.file,
@@ -326,7 +326,7 @@ impl Held {
         };
         // Unlink before close: while the lock is held, no one else can have
         // created a file at this path, so it is ours to remove.
-        let removed = if entry.pid == current_pid().as_raw() {
+        let removed = if entry.pid == current_pid() {
             cleanup::remove_if_same(&entry).map_err(|error| Error::io(path, "remove", error))
         } else {
             Ok(false)

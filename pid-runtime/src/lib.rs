@@ -90,6 +90,7 @@ mod guard;
 mod liveness;
 mod lock;
 mod path;
+mod pid;
 mod pidfile;
 mod process;
 mod trust;
@@ -99,7 +100,7 @@ mod wait;
 pub use cleanup::TermSignal;
 pub use error::{Error, FileKind};
 pub use guard::PidFileGuard;
-pub use nix::unistd::{Gid, Pid, Uid};
+pub use pid::Pid;
 pub use pidfile::{PidFile, Status};
 
 /// Holds a pidfile while the function runs: the guard is acquired before the
@@ -179,7 +180,7 @@ pub use pid_macros::pidfile;
 /// What the `#[pidfile]` expansion uses; not a public API.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::{Error, Gid, PidFile, PidFileGuard, TermSignal, Uid};
+    pub use crate::{Error, PidFile, PidFileGuard, TermSignal};
 
     /// What a function under `#[pidfile]` returns as its error when the
     /// pidfile is refused: any error type that converts from [`Error`].

@@ -1,8 +1,8 @@
 //! Whether the process a pidfile names still runs, and is the one that wrote it.
 
+use crate::Pid;
 use nix::errno::Errno;
 use nix::sys::signal::kill;
-use nix::unistd::Pid;
 
 /// What became of the process a pidfile names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,6 +22,9 @@ const START_TIME_SLACK_SECS: f64 = 1.0;
 
 /// Whether a process (or its zombie) has this id.
 pub(crate) fn exists(pid: Pid) -> bool {
+    let Some(pid) = pid.to_system() else {
+        return false;
+    };
     // Any other answer, EPERM above all, means a process has this id.
     kill(pid, None) != Err(Errno::ESRCH)
 }
@@ -277,12 +280,12 @@ mod tests {
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()
             .as_secs_f64();
-        assert_eq!(judge(Pid::this(), now), Liveness::Alive);
+        assert_eq!(judge(Pid::current(), now), Liveness::Alive);
     }
 
     #[cfg(target_os = "linux")]
     #[test]
     fn this_process_reuses_an_id_written_before_it_started() {
-        assert_eq!(judge(Pid::this(), 0.0), Liveness::Reused);
+        assert_eq!(judge(Pid::current(), 0.0), Liveness::Reused);
     }
 }

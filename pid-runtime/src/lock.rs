@@ -8,10 +8,10 @@
 use std::os::fd::{AsRawFd, BorrowedFd};
 use std::time::{Duration, Instant};
 
+use crate::Pid;
 use nix::errno::Errno;
 use nix::libc;
 use nix::sys::stat::FileStat;
-use nix::unistd::Pid;
 
 use crate::content::Content;
 use crate::file::Head;

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use nix::libc;
 use nix::sys::stat::{FileStat, Mode};
-use nix::unistd::{Gid, Pid, Uid};
+use nix::unistd::{Gid, Uid};
 
 use crate::cleanup::{self, Critical, Entry, TermSignal};
 use crate::file::{self, Head, Opened};
@@ -17,7 +17,7 @@ use crate::process::current_pid;
 use crate::trust::{self, Judged};
 use crate::verdict::{self, Seen, Verdict};
 use crate::wait::Watch;
-use crate::{Error, PidFileGuard};
+use crate::{Error, Pid, PidFileGuard};
 
 /// The mode a new pidfile gets, whatever the umask.
 const DEFAULT_MODE: u32 = 0o644;
@@ -57,7 +57,7 @@ pub struct PidFile {
     dir: Option<PathBuf>,
     enforce_pid_suffix: bool,
     mode: u32,
-    owner: (Option<Uid>, Option<Gid>),
+    owner: (Option<u32>, Option<u32>),
     allow_same_pid: bool,
     term_signal: TermSignal,
     force_tmpdir: bool,
@@ -189,9 +189,10 @@ impl PidFile {
         self.reconfigured(|pidfile| pidfile.mode = mode)
     }
 
-    /// Changes the file's owner and group at acquisition (default: leave them
-    /// as created). Changing the owner usually needs privilege.
-    pub fn owner(self, uid: Option<Uid>, gid: Option<Gid>) -> PidFile {
+    /// Changes the file's owner and group, by user and group id, at
+    /// acquisition (default: leave them as created). Changing the owner
+    /// usually needs privilege.
+    pub fn owner(self, uid: Option<u32>, gid: Option<u32>) -> PidFile {
         self.reconfigured(|pidfile| pidfile.owner = (uid, gid))
     }
 
@@ -320,8 +321,7 @@ impl PidFile {
     /// Whether a file owned by `uid` may be taken over: it is the effective
     /// user's, or the owner this `PidFile` gives its files.
     fn may_own(&self, uid: u32) -> bool {
-        uid == nix::unistd::geteuid().as_raw()
-            || self.owner.0.is_some_and(|owner| owner.as_raw() == uid)
+        uid == nix::unistd::geteuid().as_raw() || self.owner.0 == Some(uid)
     }
 
     /// Takes the pidfile: locks it, judges what it held, and writes this
@@ -522,7 +522,7 @@ impl PidFile {
         if self.allow_same_pid {
             let stat =
                 nix::sys::stat::fstat(fd).map_err(|error| Error::io(path, "inspect", error))?;
-            if cleanup::holds(stat.st_dev, stat.st_ino, me.as_raw()) {
+            if cleanup::holds(stat.st_dev, stat.st_ino, me) {
                 return Ok(Some(PidFileGuard::sharing(path.to_path_buf(), me)));
             }
         }
@@ -582,8 +582,8 @@ impl PidFile {
         stat: &FileStat,
     ) -> Result<(), Error> {
         let (uid, gid) = self.owner;
-        let uid = uid.filter(|uid| uid.as_raw() != stat.st_uid);
-        let gid = gid.filter(|gid| gid.as_raw() != stat.st_gid);
+        let uid = uid.filter(|&uid| uid != stat.st_uid).map(Uid::from_raw);
+        let gid = gid.filter(|&gid| gid != stat.st_gid).map(Gid::from_raw);
         if uid.is_some() || gid.is_some() {
             nix::unistd::fchown(fd, uid, gid).map_err(|error| Error::io(path, "chown", error))?;
         }
@@ -702,7 +702,7 @@ fn entry(path: &Path, stat: &FileStat, me: Pid) -> Entry {
         path: CString::new(path.as_os_str().as_bytes()).expect("an opened path has no NUL"),
         dev: stat.st_dev,
         ino: stat.st_ino,
-        pid: me.as_raw(),
+        pid: me,
     }
 }
 

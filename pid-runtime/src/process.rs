@@ -1,13 +1,13 @@
 //! This process's id, read once and forgotten in a forked child.
 
-use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Once;
 
+use crate::Pid;
 use nix::libc;
-use nix::unistd::{getpid, Pid};
 
 /// 0 until read, and again in a forked child.
-static CACHED_PID: AtomicI32 = AtomicI32::new(0);
+static CACHED_PID: AtomicU32 = AtomicU32::new(0);
 static FORGET_IN_CHILD: Once = Once::new();
 /// False when the fork handler could not be installed: then every call asks.
 static MAY_CACHE: AtomicBool = AtomicBool::new(false);
@@ -32,7 +32,7 @@ pub(crate) fn current_pid() -> Pid {
         let installed = unsafe { libc::pthread_atfork(None, None, Some(forget_pid_in_child)) };
         MAY_CACHE.store(installed == 0, Ordering::Relaxed);
     });
-    let pid = getpid();
+    let pid = Pid::current();
     if MAY_CACHE.load(Ordering::Relaxed) {
         CACHED_PID.store(pid.as_raw(), Ordering::Relaxed);
     }
@@ -45,7 +45,8 @@ mod tests {
 
     #[test]
     fn current_pid_is_getpid() {
-        assert_eq!(current_pid(), getpid());
-        assert_eq!(current_pid(), getpid());
+        let getpid = nix::unistd::getpid().as_raw() as u32;
+        assert_eq!(current_pid().as_raw(), getpid);
+        assert_eq!(current_pid().as_raw(), getpid);
     }
 }

@@ -3,8 +3,8 @@
 use std::os::fd::BorrowedFd;
 use std::path::Path;
 
+use crate::Pid;
 use nix::sys::stat::FileStat;
-use nix::unistd::Pid;
 
 use crate::file::Head;
 use crate::liveness::{self, Liveness};

@@ -10,7 +10,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use nix::sys::signal::{kill, Signal};
-use nix::unistd::Pid;
+use pid_runtime::Pid;
 
 /// How long a helper may take to answer before the test fails rather than
 /// hangs. Generous: CI shares two cores with other work.
@@ -75,7 +75,7 @@ impl Holder {
         let stdin = child.stdin.take();
         let lines = read_lines(child.stdout.take().expect("holder stdout"));
         let mut holder = Holder {
-            pid: Pid::from_raw(child.id() as i32),
+            pid: Pid::from_raw(child.id()),
             child,
             stdin,
             lines,
@@ -158,7 +158,7 @@ impl Holder {
     }
 
     pub fn signal(&self, signal: Signal) {
-        kill(self.pid, signal).expect("signal the holder");
+        kill(sys(self.pid), signal).expect("signal the holder");
     }
 
     /// Kills with `signal` and reaps the process, so its pid is truly gone.
@@ -227,7 +227,7 @@ impl Bystander {
     }
 
     pub fn pid(&self) -> Pid {
-        Pid::from_raw(self.0.id() as i32)
+        Pid::from_raw(self.0.id())
     }
 }
 
@@ -254,7 +254,7 @@ pub fn within_timeout<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'stat
 pub fn dead_pid() -> Pid {
     let mut child = Command::new("true").spawn().expect("start true");
     child.wait().expect("wait for true");
-    Pid::from_raw(child.id() as i32)
+    Pid::from_raw(child.id())
 }
 
 /// A program from `examples/`, built next to the tests by `cargo test`.
@@ -311,4 +311,9 @@ pub fn build_c(source: &str, dir: &TempDir, args: &[&str]) -> PathBuf {
         "cannot build {}: run tests/peers/install.sh (or `apt-get install gcc libbsd-dev`)\n{errors}",
         source.display()
     );
+}
+
+/// `pid` for nix's system calls.
+pub fn sys(pid: Pid) -> nix::unistd::Pid {
+    nix::unistd::Pid::from_raw(i32::try_from(pid.as_raw()).expect("a pid_t"))
 }

@@ -112,10 +112,7 @@ fn configure(dir: &str, name: &str, options: &[&str]) -> PidFile {
             Some(("mode", mode)) => {
                 pidfile.mode(u32::from_str_radix(mode, 8).expect("an octal mode"))
             }
-            Some(("owner", uid)) => pidfile.owner(
-                Some(pid_runtime::Uid::from_raw(uid.parse().expect("a uid"))),
-                None,
-            ),
+            Some(("owner", uid)) => pidfile.owner(Some(uid.parse().expect("a uid")), None),
             Some(("term", "auto")) => pidfile.term_signal(TermSignal::Auto),
             Some(("term", "always")) => pidfile.term_signal(TermSignal::Always),
             Some(("term", "never")) => pidfile.term_signal(TermSignal::Never),
