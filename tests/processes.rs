@@ -650,3 +650,66 @@ fn daemonize_hands_the_file_to_the_daemon_before_the_starter_exits() {
     assert!(!path.exists());
     holder.send_line("exit 0");
 }
+
+/// A process another thread spawns gets a copy of every descriptor open at
+/// its fork, until its exec: a refused acquisition must not leave its lock
+/// behind in such a copy, or the file looks held for a while by nobody.
+#[test]
+fn a_refused_acquisition_leaves_no_lock_in_a_process_spawned_meanwhile() {
+    use std::os::unix::process::CommandExt;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    let runs: usize = std::env::var("PIDFILE_FORK_RACE_RUNS")
+        .ok()
+        .and_then(|runs| runs.parse().ok())
+        .unwrap_or(2000);
+    let dir = TempDir::new();
+    let bystander = Bystander::spawn();
+    let path = dir.join("worker.pid");
+    std::fs::write(&path, format!("{}\n", bystander.pid())).unwrap();
+    let pidfile = PidFile::new("worker").dir(dir.path());
+    let stop = AtomicBool::new(false);
+    let locked_after = std::thread::scope(|scope| {
+        scope.spawn(|| {
+            while !stop.load(Ordering::Relaxed) {
+                let mut command = std::process::Command::new("true");
+                // SAFETY: nanosleep is async-signal-safe. The pause widens the
+                // window between fork and exec that every spawn has.
+                unsafe {
+                    command.pre_exec(|| {
+                        let pause = nix::libc::timespec {
+                            tv_sec: 0,
+                            tv_nsec: 200_000,
+                        };
+                        nix::libc::nanosleep(&pause, std::ptr::null_mut());
+                        Ok(())
+                    });
+                }
+                command.spawn().unwrap().wait().unwrap();
+            }
+        });
+        let mut locked = 0;
+        for _ in 0..runs {
+            // A lock left in a child makes the next refusal AlreadyLocked.
+            match pidfile.acquire() {
+                Err(Error::AlreadyRunning { .. }) => {}
+                Err(Error::AlreadyLocked { .. }) => locked += 1,
+                other => {
+                    stop.store(true, Ordering::Relaxed);
+                    panic!("{other:?}");
+                }
+            }
+            let probe = std::fs::File::open(&path).unwrap();
+            if nix::fcntl::Flock::lock(probe, nix::fcntl::FlockArg::LockExclusiveNonblock).is_err()
+            {
+                locked += 1;
+            }
+        }
+        stop.store(true, Ordering::Relaxed);
+        locked
+    });
+    assert_eq!(
+        locked_after, 0,
+        "of {runs} refusals and probes, found locked"
+    );
+}

@@ -33,6 +33,15 @@ use crate::Error;
 /// the lock is only dropped when both processes have closed it. The child
 /// never removes the file, whether it drops the guard, calls `exit` or is sent
 /// SIGTERM. Programs started with `exec` do not inherit the descriptor.
+///
+/// Spawning from another thread is safe. A process spawned (by
+/// [`std::process::Command`] or otherwise) while this thread acquires or
+/// holds the pidfile has a copy of the descriptor between its fork and its
+/// exec. An acquisition that is refused or fails unlocks before it closes,
+/// which frees the lock in such copies too, so nothing is left locked. After
+/// a release, such a copy can hold the lock on the removed file until its
+/// exec, which does not stand in the way of the next acquisition: that one
+/// creates a new file.
 #[must_use = "the pidfile is released as soon as the guard is dropped"]
 pub struct PidFileGuard {
     path: PathBuf,

@@ -30,6 +30,12 @@ fn flock(fd: BorrowedFd<'_>, operation: libc::c_int) -> Result<(), Errno> {
     }
 }
 
+/// Drops this open file's lock, for every descriptor that shares it.
+pub(crate) fn unlock(fd: BorrowedFd<'_>) {
+    // Fails only for a bad descriptor, which a BorrowedFd is not.
+    let _ = flock(fd, libc::LOCK_UN);
+}
+
 /// How an attempt at the exclusive lock ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Exclusive {

@@ -491,7 +491,28 @@ impl PidFile {
             Exclusive::Held => return self.refuse_held(path, fd.as_fd(), me),
             Exclusive::Shared => return Err(Error::HeldForReading { path: path.clone() }),
         }
-        let Some(stat) = file::linked_stat(path, fd.as_fd())? else {
+        match self.take_locked(path, fd.as_fd(), seen, me) {
+            Ok(Some((stat, len))) => Ok(Some(self.hold(path, me, fd, &stat, len))),
+            other => {
+                // Not just close: a process another thread forked meanwhile
+                // holds a copy of the descriptor until its exec, and with it
+                // the lock, which belongs to the open file.
+                lock::unlock(fd.as_fd());
+                other.map(|_| None)
+            }
+        }
+    }
+
+    /// Makes a file this attempt has locked this process's: its identity and
+    /// the length written, or `None` when the path names another file now.
+    fn take_locked(
+        &self,
+        path: &Path,
+        fd: BorrowedFd<'_>,
+        seen: Option<FileStat>,
+        me: Pid,
+    ) -> Result<Option<(FileStat, u64)>, Error> {
+        let Some(stat) = file::linked_stat(path, fd)? else {
             return Ok(None);
         };
         if seen.is_some_and(|seen| !file::same_file(&seen, &stat))
@@ -500,8 +521,8 @@ impl PidFile {
             return Ok(None);
         }
         let created = seen.is_none();
-        match self.take(path, fd.as_fd(), &stat, created, me) {
-            Ok(len) => Ok(Some(self.hold(path, me, fd, &stat, len))),
+        match self.take(path, fd, &stat, created, me) {
+            Ok(len) => Ok(Some((stat, len))),
             Err(error) => {
                 if created {
                     // Still locked by us, so still ours: nobody else wrote it.
