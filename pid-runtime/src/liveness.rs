@@ -124,13 +124,14 @@ fn other_thread_runs(pid: Pid) -> bool {
 #[cfg(target_vendor = "apple")]
 fn started_at(pid: Pid) -> Option<Started> {
     use nix::libc;
+    let pid = pid.to_system()?.as_raw();
     // SAFETY: a zeroed plain C struct for the kernel to fill.
     let mut info: libc::proc_bsdinfo = unsafe { std::mem::zeroed() };
     let size = std::mem::size_of::<libc::proc_bsdinfo>() as libc::c_int;
     // SAFETY: a buffer of `size` bytes that lives for the call.
     let filled = unsafe {
         libc::proc_pidinfo(
-            pid.as_raw(),
+            pid,
             libc::PROC_PIDTBSDINFO,
             0,
             std::ptr::from_mut(&mut info).cast(),
@@ -156,7 +157,7 @@ fn started_at(pid: Pid) -> Option<Started> {
         libc::CTL_KERN,
         libc::KERN_PROC,
         libc::KERN_PROC_PID,
-        pid.as_raw(),
+        pid.to_system()?.as_raw(),
     ];
     // SAFETY: a zeroed plain C struct for the kernel to fill.
     let mut info: libc::kinfo_proc = unsafe { std::mem::zeroed() };
