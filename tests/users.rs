@@ -288,6 +288,12 @@ fn a_set_user_id_program_ignores_tmpdir() {
     let mut holder = Holder::spawn_program(&program, |command| {
         command.env("TMPDIR", dir.path()).uid(NOBODY).gid(NOBODY);
     });
+    if holder.ask("euid") != "euid 0" {
+        // Under an emulator registered with binfmt_misc without its
+        // credentials flag, the kernel ignores the set-user-id bit.
+        eprintln!("skipped: the set-user-id bit is not honoured for this executable here");
+        return;
+    }
     assert_eq!(
         holder.ask("path - daemon tmp"),
         "path /tmp/pidfile-0/daemon.pid"

@@ -9,6 +9,7 @@
 //! - `path DIR NAME [options]` → `path PATH` or `err ...`
 //! - `release` (the newest guard) → `released` or `err ...`
 //! - `umask OCTAL` → `umask`
+//! - `euid` → `euid UID`, the effective user id
 //! - `ignore-sigterm` → `ignoring`
 //! - `fork-exit` / `fork-drop`: a forked child exits through `exit` or drops
 //!   its copies of the guards first; → `child-exited CODE`
@@ -80,6 +81,7 @@ fn main() -> ExitCode {
                 unsafe { nix::libc::_exit(0) }
             }),
             ["churn", dir, threads] => churn(dir, threads.parse().expect("a thread count")),
+            ["euid"] => format!("euid {}", nix::unistd::geteuid()),
             ["daemonize"] => match guards.pop() {
                 // SAFETY: this program is single-threaded.
                 Some(guard) => match unsafe { guard.daemonize() } {
