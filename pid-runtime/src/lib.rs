@@ -23,6 +23,59 @@
 //! # Ok(()) }
 //! ```
 //!
+//! # The attribute, and asking without taking
+//!
+//! [`#[pidfile]`](macro@pidfile) holds a pidfile for the length of a
+//! function: the program's `main`, which then exits with a message naming
+//! the holder when it is refused, or any worker returning a `Result`.
+//! [`PidFile::check`] tells who runs, without taking anything:
+//!
+//! ```
+//! use pid_runtime::{PidFile, Status};
+//!
+//! #[pid_runtime::pidfile(name = "importer", force_tmpdir = true)]
+//! fn import() -> std::io::Result<()> {
+//!     // Runs only while this process holds $TMPDIR/pidfile-<euid>/importer.pid,
+//!     // so another process asking is told this one runs.
+//!     let status = PidFile::new("importer").force_tmpdir(true).check()?;
+//!     assert_eq!(status, Status::Running { pid: Some(pid_runtime::Pid::current()) });
+//!     Ok(())
+//! }
+//!
+//! # fn main() -> std::io::Result<()> {
+//! import()?;
+//! assert_eq!(PidFile::new("importer").force_tmpdir(true).check()?, Status::NotRunning);
+//! # Ok(()) }
+//! ```
+//!
+//! From a shell, cron or a service manager, the `pidfile` command of the
+//! `pid-cli` package does the same for any program: `pidfile run --name
+//! backup -- /usr/local/bin/backup`, `pidfile check`, `pidfile wait`,
+//! `pidfile stop`.
+//!
+//! # Features
+//!
+//! - `macros` (default): the [`#[pidfile]`](macro@pidfile) attribute. Without
+//!   it the crate depends on `nix` and `thiserror` only.
+//!
+//! # Platforms
+//!
+//! Linux is the reference: everything below holds there, and the test suite
+//! runs on x86_64 and, under emulation, aarch64. On macOS, FreeBSD, NetBSD,
+//! OpenBSD, DragonFly, illumos and Android the crate builds (checked in CI,
+//! not run) with these differences:
+//!
+//! - Process start times, which detect a reused pid, are read on Linux,
+//!   Android, macOS and FreeBSD only; elsewhere a live pid is taken at its
+//!   word, so a file naming a reused pid is refused rather than taken over.
+//! - Pseudo file systems are recognised by `statfs` on Linux and Android
+//!   only.
+//! - [`PidFile::acquire_timeout`] and [`PidFile::wait_until_free`] wake on
+//!   inotify on Linux and Android, and look again after short pauses
+//!   elsewhere.
+//!
+//! Other targets, Windows among them, do not build yet.
+//!
 //! # Stale files
 //!
 //! A pidfile left by a process that died without cleaning up (SIGKILL, a
@@ -74,6 +127,7 @@
 //! all by some servers and clients. Keep pidfiles on a local file system;
 //! the run directories chosen by default always are.
 #![deny(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![warn(unsafe_op_in_unsafe_fn)]
 
 #[cfg(not(unix))]
@@ -175,6 +229,7 @@ pub use pidfile::{PidFile, Status};
 /// keep their signatures. A `const fn`, or a function other than `main` that
 /// does not return a `Result`, is a compile error.
 #[cfg(feature = "macros")]
+#[cfg_attr(docsrs, doc(cfg(feature = "macros")))]
 pub use pid_macros::pidfile;
 
 /// What the `#[pidfile]` expansion uses; not a public API.
