@@ -57,6 +57,8 @@
 //!
 //! - `macros` (default): the [`#[pidfile]`](macro@pidfile) attribute. Without
 //!   it the crate depends on `nix` and `thiserror` only.
+//! - `etcd`: `pid_runtime::cluster`, a lock that one process holds across
+//!   every host sharing an etcd cluster (the `pid-cluster` crate).
 //!
 //! # Platforms
 //!
@@ -231,6 +233,11 @@ pub use pidfile::{PidFile, Status};
 #[cfg(feature = "macros")]
 #[cfg_attr(docsrs, doc(cfg(feature = "macros")))]
 pub use pid_macros::pidfile;
+
+/// One holder across hosts, on etcd: the `pid-cluster` crate.
+#[cfg(feature = "etcd")]
+#[cfg_attr(docsrs, doc(cfg(feature = "etcd")))]
+pub use pid_cluster as cluster;
 
 /// What the `#[pidfile]` expansion uses; not a public API.
 #[doc(hidden)]

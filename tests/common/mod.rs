@@ -185,7 +185,7 @@ impl Holder {
         stdin.flush().expect("send a command");
     }
 
-    fn read_line(&mut self) -> String {
+    pub fn read_line(&mut self) -> String {
         self.lines
             .recv_timeout(ANSWER_TIMEOUT)
             .expect("the holder answers in time")

@@ -1,0 +1,377 @@
+//! `pid-cluster` against real etcd servers that these tests start: exclusion
+//! across processes, `etcdctl lock` both ways, a killed or stopped holder, an
+//! operator's revoke and delete, a server outage, a lease lost in the queue,
+//! and fork. TTL 2 s, etcd's least, keeps each case to seconds.
+
+mod common;
+mod etcd;
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use common::{Holder, TempDir};
+use nix::sys::signal::Signal;
+use pid_cluster::{ClusterLock, ClusterStatus, Error, FencingToken, LossReason};
+
+const TTL: Duration = Duration::from_secs(2);
+
+fn holder(etcd: &etcd::Etcd, name: &str) -> Holder {
+    Holder::spawn_program(Path::new(env!("CARGO_BIN_EXE_cluster-holder")), |command| {
+        command.args([etcd.endpoint().as_str(), name, "2"]);
+    })
+}
+
+fn lock(etcd: &etcd::Etcd, name: &str) -> ClusterLock {
+    ClusterLock::new(name).endpoints([etcd.endpoint()]).ttl(TTL)
+}
+
+fn token_of(answer: &str) -> FencingToken {
+    let token = answer
+        .strip_prefix("ok ")
+        .unwrap_or_else(|| panic!("not a holding: {answer}"));
+    FencingToken::new(token.parse().expect("a token"))
+}
+
+/// `PIDFILE_CLUSTER_STRESS` is `PROCESSES x CYCLES` (default `8x200`).
+#[test]
+fn processes_contending_never_overlap_and_tokens_only_grow() {
+    let etcd = etcd_or_skip!();
+    let (processes, cycles) = std::env::var("PIDFILE_CLUSTER_STRESS")
+        .ok()
+        .and_then(|scale| {
+            let (p, c) = scale.split_once('x')?;
+            Some((p.parse().ok()?, c.parse().ok()?))
+        })
+        .unwrap_or((8_usize, 200_usize));
+    let dir = TempDir::new();
+    let log = dir.join("log");
+    let mut holders: Vec<Holder> = (0..processes).map(|_| holder(&etcd, "stress")).collect();
+    for holder in &mut holders {
+        holder.send_line(&format!("cycles {cycles} {} 60", log.display()));
+    }
+    for holder in &mut holders {
+        assert_eq!(holder.read_line(), format!("done {cycles}"));
+    }
+    let log = std::fs::read_to_string(&log).unwrap();
+    let lines: Vec<&str> = log.lines().collect();
+    assert_eq!(lines.len(), 2 * processes * cycles);
+    let mut last = FencingToken::new(0);
+    for pair in lines.chunks(2) {
+        let start: Vec<&str> = pair[0].split(' ').collect();
+        let end: Vec<&str> = pair[1].split(' ').collect();
+        assert_eq!(
+            start[0], "start",
+            "{pair:?}: a holding began inside another"
+        );
+        assert_eq!(end[0], "end", "{pair:?}");
+        assert_eq!(start[1..], end[1..], "{pair:?}: another process ended it");
+        let token = FencingToken::new(start[1].parse().unwrap());
+        assert!(token > last, "token {token} after {last}");
+        last = token;
+    }
+}
+
+#[test]
+fn a_refusal_names_the_holder_and_check_agrees() {
+    let etcd = etcd_or_skip!();
+    let mut first = holder(&etcd, "report");
+    let token = token_of(&first.ask("acquire"));
+    let lock = lock(&etcd, "report");
+    match lock.acquire().unwrap_err() {
+        Error::AlreadyHeld {
+            holder,
+            token: held,
+            ttl_left,
+            ..
+        } => {
+            assert_eq!(holder.pid, Some(first.pid.as_raw()));
+            assert!(holder.host.is_some());
+            assert_eq!(held, token);
+            assert!(ttl_left.is_some_and(|left| left <= TTL));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(
+        lock.check().unwrap(),
+        ClusterStatus::Held { token: held, .. } if held == token
+    ));
+    assert_eq!(first.ask("release"), "released");
+    assert_eq!(lock.check().unwrap(), ClusterStatus::Free);
+    let next = lock.acquire().unwrap();
+    assert!(next.fencing_token() > token);
+}
+
+/// `etcdctl lock` holds: we are refused; it lets go: we take it, with a
+/// token above the revision it exported.
+#[test]
+fn etcdctl_lock_excludes_us_and_our_token_follows_its_revision() {
+    let etcd = etcd_or_skip!();
+    // etcdctl gives its command no standard input: it holds until a line
+    // comes down a FIFO.
+    let dir = TempDir::new();
+    let go = dir.join("go");
+    nix::unistd::mkfifo(&go, nix::sys::stat::Mode::S_IRWXU).unwrap();
+    let script = format!("echo $ETCD_LOCK_REV; read line < {}", go.display());
+    let mut etcdctl = etcd
+        .etcdctl()
+        .args(["lock", "shared", "--", "sh", "-c", &script])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(etcdctl.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let revision: u64 = line
+        .trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("ETCD_LOCK_REV: {line:?}"));
+    let lock = lock(&etcd, "shared");
+    let refused = lock.acquire().unwrap_err();
+    assert!(refused.is_already_running(), "{refused}");
+    std::fs::write(&go, "go\n").unwrap();
+    assert!(etcdctl.wait().unwrap().success());
+    let guard = lock.acquire_timeout(Duration::from_secs(10)).unwrap();
+    assert!(guard.fencing_token().get() > revision);
+}
+
+/// We hold: `etcdctl lock` queues behind us and gets the lock once we
+/// release.
+#[test]
+fn we_exclude_etcdctl_lock_until_we_release() {
+    let etcd = etcd_or_skip!();
+    let guard = lock(&etcd, "shared").acquire().unwrap();
+    let mut etcdctl = etcd
+        .etcdctl()
+        .args(["lock", "shared", "echo", "got it"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // It has queued once its own key is there, behind ours.
+    while etcd.keys("shared/").len() < 2 {
+        std::thread::yield_now();
+    }
+    assert_eq!(
+        lock(&etcd, "shared").check().unwrap(),
+        ClusterStatus::Held {
+            holder: pid_cluster::Holder {
+                host: Some(hostname()),
+                pid: Some(std::process::id()),
+                key: guard.info().key.clone(),
+            },
+            token: guard.fencing_token(),
+            ttl_left: match lock(&etcd, "shared").check().unwrap() {
+                ClusterStatus::Held { ttl_left, .. } => ttl_left,
+                ClusterStatus::Free => panic!("free while held"),
+            },
+        }
+    );
+    guard.release().unwrap();
+    let mut line = String::new();
+    BufReader::new(etcdctl.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line, "got it\n");
+    assert!(etcdctl.wait().unwrap().success());
+}
+
+fn hostname() -> String {
+    nix::unistd::gethostname().unwrap().into_string().unwrap()
+}
+
+#[test]
+fn a_killed_holder_is_succeeded_within_its_ttl_with_a_greater_token() {
+    let etcd = etcd_or_skip!();
+    let mut first = holder(&etcd, "job");
+    let token = token_of(&first.ask("acquire"));
+    first.kill_and_wait(Signal::SIGKILL);
+    let killed = Instant::now();
+    let next = lock(&etcd, "job")
+        .acquire_timeout(TTL + Duration::from_secs(10))
+        .unwrap();
+    // The server's expiry (TTL, plus its revoke tick of up to 0.5 s) bounds
+    // the takeover, with a second for this machine.
+    assert!(
+        killed.elapsed() < TTL + Duration::from_secs(2),
+        "{:?}",
+        killed.elapsed()
+    );
+    assert!(next.fencing_token() > token);
+}
+
+/// A toy resource that keeps the greatest token it has seen.
+struct FencedStore {
+    highest: FencingToken,
+}
+
+impl FencedStore {
+    fn write(&mut self, token: FencingToken) -> Result<(), FencingToken> {
+        if token < self.highest {
+            return Err(self.highest);
+        }
+        self.highest = token;
+        Ok(())
+    }
+}
+
+/// A holder stopped past its TTL: a successor takes over, and the holder's
+/// first check after it resumes says it lost, from its own clock; a write
+/// it made without checking is refused by the fenced store.
+#[test]
+fn a_stopped_holder_knows_it_lost_as_soon_as_it_resumes() {
+    let etcd = etcd_or_skip!();
+    let mut first = holder(&etcd, "job");
+    let old = token_of(&first.ask("acquire"));
+    let mut store = FencedStore {
+        highest: FencingToken::new(0),
+    };
+    store.write(old).unwrap();
+    first.signal(Signal::SIGSTOP);
+    let next = lock(&etcd, "job")
+        .acquire_timeout(Duration::from_secs(30))
+        .unwrap();
+    store.write(next.fencing_token()).unwrap();
+    first.signal(Signal::SIGCONT);
+    assert_eq!(first.ask("check"), "lost NoRenewalBeforeDeadline");
+    assert_eq!(store.write(old), Err(next.fencing_token()));
+}
+
+#[test]
+fn an_operator_s_delete_or_revoke_is_seen_by_the_watch_before_the_deadline() {
+    let etcd = etcd_or_skip!();
+    for action in ["del", "revoke"] {
+        let guard = lock(&etcd, "job").acquire().unwrap();
+        let info = guard.info();
+        match action {
+            "del" => etcd.ctl(&["del", &info.key]),
+            _ => etcd.ctl(&["lease", "revoke", &format!("{:x}", info.lease_id)]),
+        };
+        let lost = guard
+            .wait_lost(Some(TTL))
+            .unwrap_or_else(|| panic!("{action}: still holding"));
+        assert!(
+            matches!(
+                lost.reason,
+                LossReason::KeyDeleted | LossReason::LeaseExpired
+            ),
+            "{action}: {lost}"
+        );
+        assert!(guard.check().is_err());
+        assert!(guard.valid_for().is_none());
+        assert!(guard.lost().is_cancelled());
+    }
+}
+
+/// The server is gone: the holder loses at its deadline, no one acquires
+/// meanwhile (no local fallback), and after the restart the next holder
+/// gets the lock once the lost guard is dropped and its lease revoked.
+#[test]
+fn an_outage_loses_the_lock_at_the_deadline_and_never_gives_a_second_holder() {
+    let mut etcd = etcd_or_skip!();
+    let guard = lock(&etcd, "job").acquire().unwrap();
+    let token = guard.fencing_token();
+    etcd.kill();
+    let lost = guard.wait_lost(None).expect("lost");
+    assert!(
+        matches!(lost.reason, LossReason::NoRenewalBeforeDeadline { .. }),
+        "{lost}"
+    );
+    assert!(matches!(
+        lock(&etcd, "job").acquire(),
+        Err(Error::Unavailable { .. })
+    ));
+    etcd.restart();
+    drop(guard);
+    let next = lock(&etcd, "job")
+        .acquire_timeout(Duration::from_secs(30))
+        .unwrap();
+    assert!(next.fencing_token() > token);
+}
+
+/// etcd#9921: a waiter whose lease ends while it queues must not be handed
+/// the lock when its turn comes.
+#[test]
+fn a_waiter_whose_lease_ended_in_the_queue_gets_no_guard() {
+    let etcd = etcd_or_skip!();
+    let mut first = holder(&etcd, "job");
+    token_of(&first.ask("acquire"));
+    let mut waiter = holder(&etcd, "job");
+    waiter.send_line("acquire-wait 30");
+    while etcd.keys("job/").len() < 2 {
+        std::thread::yield_now();
+    }
+    let queued = etcd.keys("job/").pop().unwrap();
+    let lease = queued.rsplit('/').next().unwrap().to_string();
+    etcd.ctl(&["lease", "revoke", &lease]);
+    assert_eq!(first.ask("release"), "released");
+    let answer = waiter.read_line();
+    assert!(answer.starts_with("err LostBeforeUse "), "{answer}");
+}
+
+/// A forked child's copy of a guard is lost and revokes nothing: the
+/// parent still holds once the child has exited.
+#[test]
+fn a_forked_child_s_guard_is_lost_and_leaves_the_parent_holding() {
+    let etcd = etcd_or_skip!();
+    let guard = lock(&etcd, "job").acquire().unwrap();
+    // SAFETY: the child only reads the guard, drops it and exits with _exit.
+    match unsafe { nix::unistd::fork() }.unwrap() {
+        nix::unistd::ForkResult::Child => {
+            let code = match guard.check() {
+                Err(lost) if lost.reason == LossReason::Forked => 0,
+                _ => 1,
+            };
+            drop(guard);
+            // SAFETY: ends the child without running the parent's exit code.
+            unsafe { nix::libc::_exit(code) }
+        }
+        nix::unistd::ForkResult::Parent { child } => {
+            let status = nix::sys::wait::waitpid(child, None).unwrap();
+            assert_eq!(status, nix::sys::wait::WaitStatus::Exited(child, 0));
+        }
+    }
+    guard.check().unwrap();
+    assert!(matches!(
+        lock(&etcd, "job").acquire(),
+        Err(Error::AlreadyHeld { .. })
+    ));
+    // The parent's lease is still renewed.
+    let renewals = guard.info().renewals;
+    while guard.info().renewals == renewals {
+        assert!(guard.check().is_ok());
+        std::thread::yield_now();
+    }
+}
+
+#[test]
+fn async_callers_acquire_and_release_from_their_own_runtime() {
+    let etcd = etcd_or_skip!();
+    let lock = lock(&etcd, "job");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let guard = lock.acquire_async().await.unwrap();
+        assert!(lock.clone().acquire_async().await.is_err());
+        guard.release_async().await.unwrap();
+        let again = lock.acquire_async().await.unwrap();
+        drop(again);
+    });
+    assert_eq!(lock.check().unwrap(), ClusterStatus::Free);
+}
+
+#[test]
+fn no_server_is_unavailable_never_a_local_holding() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let lock = ClusterLock::new("job").endpoints([format!("http://127.0.0.1:{port}")]);
+    let error = lock.acquire().unwrap_err();
+    assert!(matches!(error, Error::Unavailable { .. }), "{error:?}");
+    assert!(error.to_string().contains(&port.to_string()), "{error}");
+}

@@ -1,0 +1,129 @@
+//! A process the cluster tests drive through its standard input, one command
+//! a line, answering one line each:
+//!
+//! - `acquire` / `acquire-wait SECS` → `ok TOKEN` or `err KIND MESSAGE`
+//! - `check` → `holding` or `lost KIND`
+//! - `wait-lost SECS` → `lost KIND` or `holding`
+//! - `release` → `released` or `err KIND MESSAGE`
+//! - `cycles N LOG SECS`: N times acquire (waiting up to SECS), append
+//!   `start TOKEN PID` and `end TOKEN PID` to LOG, release → `done N`
+//! - `exit`
+//!
+//! Arguments: `ENDPOINTS NAME TTL_SECS`. It prints `ready PID` first.
+
+use std::io::{BufRead, Write};
+use std::time::Duration;
+
+use pid_cluster::{ClusterGuard, ClusterLock, Error, LossReason};
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let [_, endpoints, name, ttl] = args.as_slice() else {
+        panic!("usage: cluster-holder ENDPOINTS NAME TTL_SECS");
+    };
+    let lock = ClusterLock::new(name.as_str())
+        .endpoints(endpoints.split(','))
+        .ttl(Duration::from_secs(ttl.parse().expect("a ttl")));
+    let mut guard: Option<ClusterGuard> = None;
+    let mut out = std::io::stdout().lock();
+    say(&mut out, format!("ready {}", std::process::id()));
+    for line in std::io::stdin().lock().lines() {
+        let line = line.expect("a command");
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let answer = match words.as_slice() {
+            ["acquire"] => took(&mut guard, lock.acquire()),
+            ["acquire-wait", secs] => took(&mut guard, lock.acquire_timeout(secs_of(secs))),
+            ["check"] => match guard.as_ref().map(ClusterGuard::check) {
+                Some(Ok(())) => "holding".to_string(),
+                Some(Err(lost)) => format!("lost {}", kind(&lost.reason)),
+                None => "err None no guard".to_string(),
+            },
+            ["wait-lost", secs] => match guard.as_ref().map(|g| g.wait_lost(Some(secs_of(secs)))) {
+                Some(Some(lost)) => format!("lost {}", kind(&lost.reason)),
+                Some(None) => "holding".to_string(),
+                None => "err None no guard".to_string(),
+            },
+            ["release"] => match guard.take().map(ClusterGuard::release) {
+                Some(Ok(())) => "released".to_string(),
+                Some(Err(error)) => refused(&error),
+                None => "err None no guard".to_string(),
+            },
+            ["cycles", n, log, secs] => {
+                cycles(&lock, n.parse().expect("a count"), log, secs_of(secs))
+            }
+            ["exit"] => std::process::exit(0),
+            _ => format!("err Usage unknown command {line:?}"),
+        };
+        say(&mut out, answer);
+    }
+}
+
+fn secs_of(secs: &str) -> Duration {
+    Duration::from_secs_f64(secs.parse().expect("seconds"))
+}
+
+fn took(guard: &mut Option<ClusterGuard>, taken: Result<ClusterGuard, Error>) -> String {
+    match taken {
+        Ok(taken) => {
+            let answer = format!("ok {}", taken.fencing_token());
+            *guard = Some(taken);
+            answer
+        }
+        Err(error) => refused(&error),
+    }
+}
+
+fn cycles(lock: &ClusterLock, n: usize, log: &str, wait: Duration) -> String {
+    let mut log = std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(log)
+        .expect("open the log");
+    let me = std::process::id();
+    for _ in 0..n {
+        let guard = match lock.acquire_timeout(wait) {
+            Ok(guard) => guard,
+            Err(error) => return refused(&error),
+        };
+        let token = guard.fencing_token();
+        // One write each, so lines of different processes never interleave.
+        log.write_all(format!("start {token} {me}\n").as_bytes())
+            .expect("log");
+        if let Err(lost) = guard.check() {
+            return format!("lost {}", kind(&lost.reason));
+        }
+        log.write_all(format!("end {token} {me}\n").as_bytes())
+            .expect("log");
+        if let Err(error) = guard.release() {
+            return refused(&error);
+        }
+    }
+    format!("done {n}")
+}
+
+fn refused(error: &Error) -> String {
+    let kind = match error {
+        Error::AlreadyHeld { .. } => "AlreadyHeld",
+        Error::Unavailable { .. } => "Unavailable",
+        Error::Timeout { .. } => "Timeout",
+        Error::LostBeforeUse { .. } => "LostBeforeUse",
+        Error::Backend { .. } => "Backend",
+        _ => "Other",
+    };
+    format!("err {kind} {error}")
+}
+
+fn kind(reason: &LossReason) -> &'static str {
+    match reason {
+        LossReason::NoRenewalBeforeDeadline { .. } => "NoRenewalBeforeDeadline",
+        LossReason::LeaseExpired => "LeaseExpired",
+        LossReason::KeyDeleted => "KeyDeleted",
+        LossReason::Forked => "Forked",
+        _ => "Other",
+    }
+}
+
+fn say(out: &mut impl Write, line: String) {
+    writeln!(out, "{line}").expect("answer");
+    out.flush().expect("answer");
+}
