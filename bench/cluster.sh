@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# The cluster lock against `etcdctl lock`, side by side on one local etcd
+# that this script starts and stops: an uncontended acquire + release, and
+# the handoff from a holder's release to a queued waiter holding.
+#
+#   bench/cluster.sh           # CYCLES=200 HANDOFFS=50 by default
+#
+# etcdctl is a process per lock, so its rows include a process start; the
+# `etcdctl get` row is that floor, measured the same way.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+CYCLES=${CYCLES:-200}
+HANDOFFS=${HANDOFFS:-50}
+tests/peers/install.sh >&2
+cargo build -q --release -p pid-bench --bin cluster
+
+work=$(mktemp -d)
+port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+client=http://127.0.0.1:$(port) peer=http://127.0.0.1:$(port)
+etcd --name bench --data-dir "$work/data" --listen-client-urls "$client" --advertise-client-urls "$client" \
+    --listen-peer-urls "$peer" --initial-advertise-peer-urls "$peer" --initial-cluster "bench=$peer" \
+    --log-level error --logger zap >/dev/null 2>&1 &
+etcd_pid=$!
+trap 'kill $etcd_pid 2>/dev/null; wait $etcd_pid 2>/dev/null; rm -rf "$work"' EXIT
+ctl() { ETCDCTL_API=3 etcdctl --endpoints="$client" "$@"; }
+until ctl endpoint health >/dev/null 2>&1; do :; done
+
+ns() { date +%s%N; }
+# median and p99 of microsecond figures on standard input
+stats() { sort -n | awk '{a[NR]=$1} END {m=a[int((NR+1)/2)]; p=a[int(NR*0.99+0.5)]; if (p=="") p=a[NR]; print m, p}'; }
+
+ours_cycle=$(target/release/cluster "$client" cycles "$CYCLES")
+etcdctl_cycle=$(for _ in $(seq "$CYCLES"); do t=$(ns); ctl lock bench-ctl true >/dev/null; echo $(( ($(ns) - t) / 1000 )); done | stats)
+floor=$(for _ in $(seq "$CYCLES"); do t=$(ns); ctl get none >/dev/null; echo $(( ($(ns) - t) / 1000 )); done | stats)
+
+ours_handoff=$(target/release/cluster "$client" handoff "$HANDOFFS")
+fifo=$work/go
+mkfifo "$fifo"
+keys() { ctl get --prefix --keys-only bench-hand/ | grep -c . || true; }
+etcdctl_handoff=$(for _ in $(seq "$HANDOFFS"); do
+    ctl lock bench-hand -- sh -c "read line < $fifo" >/dev/null &
+    holder=$!
+    until [ "$(keys)" -ge 1 ]; do :; done
+    ctl lock bench-hand -- date +%s%N >"$work/got" &
+    waiter=$!
+    until [ "$(keys)" -ge 2 ]; do :; done
+    t=$(ns); echo go >"$fifo"
+    wait "$holder" "$waiter"
+    echo $(( ($(cat "$work/got") - t) / 1000 ))
+done | stats)
+
+printf '%-40s %12s %12s\n' "" "median µs" "p99 µs"
+row() { printf '%-40s %12s %12s\n' "$1" $2; }
+row "acquire + release, pid-cluster" "$ours_cycle"
+row "acquire + release, etcdctl lock true" "$etcdctl_cycle"
+row "  etcdctl get (a process, one request)" "$floor"
+row "handoff, pid-cluster" "$ours_handoff"
+row "handoff, etcdctl lock" "$etcdctl_handoff"
