@@ -375,3 +375,89 @@ fn no_server_is_unavailable_never_a_local_holding() {
     assert!(matches!(error, Error::Unavailable { .. }), "{error:?}");
     assert!(error.to_string().contains(&port.to_string()), "{error}");
 }
+
+fn boot_nanos() -> u128 {
+    let now = nix::time::clock_gettime(nix::time::ClockId::CLOCK_BOOTTIME).unwrap();
+    Duration::new(now.tv_sec() as u64, now.tv_nsec() as u32).as_nanos()
+}
+
+/// Three members; the holder talks to one, which is then cut off (stopped);
+/// a successor queued on the other two acquires once the majority expires
+/// the lease. The holder must have declared its loss before that, in every
+/// run (`PIDFILE_PARTITION_RUNS`, default 20): etcd's Go client did in 1
+/// of 8.
+#[test]
+fn a_partitioned_holder_declares_its_loss_before_the_successor_acquires() {
+    let Some(cluster) = etcd::Cluster::start() else {
+        assert!(std::env::var_os("CI").is_none(), "etcd is not installed");
+        eprintln!("skipped: etcd is not installed");
+        return;
+    };
+    let runs: usize = std::env::var("PIDFILE_PARTITION_RUNS")
+        .ok()
+        .and_then(|runs| runs.parse().ok())
+        .unwrap_or(20);
+    let mut gaps = Vec::new();
+    for run in 0..runs {
+        let name = format!("partition-{run}");
+        let mut first =
+            Holder::spawn_program(Path::new(env!("CARGO_BIN_EXE_cluster-holder")), |command| {
+                command.args([cluster.endpoint(0).as_str(), &name, "2"]);
+            });
+        token_of(&first.ask("acquire"));
+        // A longer lease for the waiter: during the election that follows the
+        // cut, its own renewals fail too, and with 2 s it can lose its place.
+        let successor = ClusterLock::new(name.as_str())
+            .endpoints([cluster.endpoint(1), cluster.endpoint(2)])
+            .ttl(Duration::from_secs(6));
+        let waiting = std::thread::spawn(move || loop {
+            match successor.acquire_timeout(Duration::from_secs(60)) {
+                Err(Error::LostBeforeUse { .. }) => continue,
+                taken => break (taken.map(|guard| guard.fencing_token()), boot_nanos()),
+            }
+        });
+        let ctl = |args: &[&str]| {
+            let output = std::process::Command::new("etcdctl")
+                .env("ETCDCTL_API", "3")
+                .arg(format!("--endpoints={}", cluster.endpoint(1)))
+                .args(args)
+                .output()
+                .unwrap();
+            String::from_utf8(output.stdout).unwrap()
+        };
+        while ctl(&["get", "--prefix", "--keys-only", &format!("{name}/")])
+            .lines()
+            .filter(|line| !line.is_empty())
+            .count()
+            < 2
+        {
+            std::thread::yield_now();
+        }
+        cluster.signal(0, Signal::SIGSTOP);
+        let lost = first.ask("wait-lost-at 60");
+        let (taken, acquired_at) = waiting.join().unwrap();
+        cluster.signal(0, Signal::SIGCONT);
+        taken.unwrap_or_else(|error| panic!("run {run}: the successor: {error}"));
+        let words: Vec<&str> = lost.split(' ').collect();
+        assert_eq!(
+            words[..2],
+            ["lost", "NoRenewalBeforeDeadline"],
+            "run {run}: {lost}"
+        );
+        let lost_at: u128 = words[2].parse().unwrap();
+        assert!(
+            lost_at < acquired_at,
+            "run {run}: the holder lost {} ms after the successor acquired",
+            (lost_at - acquired_at) / 1_000_000
+        );
+        gaps.push((acquired_at - lost_at) / 1_000_000);
+        cluster.wait_healthy(0);
+    }
+    gaps.sort_unstable();
+    eprintln!(
+        "{runs} runs: the holder declared its loss {}..{} ms (median {}) before the successor acquired",
+        gaps[0],
+        gaps[gaps.len() - 1],
+        gaps[gaps.len() / 2]
+    );
+}

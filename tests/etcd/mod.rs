@@ -174,3 +174,129 @@ impl Drop for Etcd {
         let _ = std::fs::remove_dir_all(&self.data);
     }
 }
+
+/// A cluster of three members on loopback, for partitions.
+pub struct Cluster {
+    members: Vec<Child>,
+    data: Vec<PathBuf>,
+    clients: Vec<String>,
+}
+
+impl Cluster {
+    /// Starts three members and waits until each answers.
+    pub fn start() -> Option<Cluster> {
+        etcd_binary()?;
+        let names = ["m0", "m1", "m2"];
+        let clients: Vec<String> = names
+            .iter()
+            .map(|_| format!("http://127.0.0.1:{}", free_port()))
+            .collect();
+        let peers: Vec<String> = names
+            .iter()
+            .map(|_| format!("http://127.0.0.1:{}", free_port()))
+            .collect();
+        let initial: Vec<String> = names
+            .iter()
+            .zip(&peers)
+            .map(|(name, peer)| format!("{name}={peer}"))
+            .collect();
+        let mut cluster = Cluster {
+            members: Vec::new(),
+            data: Vec::new(),
+            clients: clients.clone(),
+        };
+        for (n, name) in names.iter().enumerate() {
+            let data = std::env::temp_dir().join(format!(
+                "pid-etcd-{}-{name}-{}",
+                std::process::id(),
+                free_port()
+            ));
+            let child = Command::new(etcd_binary().expect("etcd"))
+                .args(["--name", name, "--data-dir"])
+                .arg(&data)
+                .args([
+                    "--listen-client-urls",
+                    &clients[n],
+                    "--advertise-client-urls",
+                    &clients[n],
+                ])
+                .args([
+                    "--listen-peer-urls",
+                    &peers[n],
+                    "--initial-advertise-peer-urls",
+                    &peers[n],
+                ])
+                .args(["--initial-cluster", &initial.join(",")])
+                .args([
+                    "--initial-cluster-state",
+                    "new",
+                    "--log-level",
+                    "error",
+                    "--logger",
+                    "zap",
+                ])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("start etcd");
+            cluster.members.push(child);
+            cluster.data.push(data);
+        }
+        for endpoint in &cluster.clients {
+            wait_healthy(endpoint);
+        }
+        Some(cluster)
+    }
+
+    /// Member `n`'s client endpoint.
+    pub fn endpoint(&self, n: usize) -> String {
+        self.clients[n].clone()
+    }
+
+    /// Stops (SIGSTOP) or resumes (SIGCONT) member `n`: it neither answers
+    /// nor votes while stopped, as if cut off.
+    pub fn signal(&self, n: usize, signal: nix::sys::signal::Signal) {
+        let pid = nix::unistd::Pid::from_raw(self.members[n].id() as i32);
+        nix::sys::signal::kill(pid, signal).expect("signal a member");
+    }
+
+    /// Waits until member `n` answers again.
+    pub fn wait_healthy(&self, n: usize) {
+        wait_healthy(&self.clients[n]);
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for member in &mut self.members {
+            let _ = member.kill();
+            let _ = member.wait();
+        }
+        for data in &self.data {
+            let _ = std::fs::remove_dir_all(data);
+        }
+    }
+}
+
+fn wait_healthy(endpoint: &str) {
+    let started = Instant::now();
+    loop {
+        let healthy = Command::new("etcdctl")
+            .env("ETCDCTL_API", "3")
+            .arg(format!("--endpoints={endpoint}"))
+            .args(["endpoint", "health", "--command-timeout=1s"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|status| status.success());
+        if healthy {
+            return;
+        }
+        assert!(
+            started.elapsed() < START_TIMEOUT,
+            "etcd at {endpoint} did not start"
+        );
+        std::thread::yield_now();
+    }
+}

@@ -4,6 +4,8 @@
 //! - `acquire` / `acquire-wait SECS` → `ok TOKEN` or `err KIND MESSAGE`
 //! - `check` → `holding` or `lost KIND`
 //! - `wait-lost SECS` → `lost KIND` or `holding`
+//! - `wait-lost-at SECS` → `lost KIND NANOS`, NANOS on `CLOCK_BOOTTIME` when
+//!   the loss was seen, or `holding`
 //! - `release` → `released` or `err KIND MESSAGE`
 //! - `cycles N LOG SECS`: N times acquire (waiting up to SECS), append
 //!   `start TOKEN PID` and `end TOKEN PID` to LOG, release → `done N`
@@ -43,6 +45,13 @@ fn main() {
                 Some(None) => "holding".to_string(),
                 None => "err None no guard".to_string(),
             },
+            ["wait-lost-at", secs] => {
+                match guard.as_ref().map(|g| g.wait_lost(Some(secs_of(secs)))) {
+                    Some(Some(lost)) => format!("lost {} {}", kind(&lost.reason), boot_nanos()),
+                    Some(None) => "holding".to_string(),
+                    None => "err None no guard".to_string(),
+                }
+            }
             ["release"] => match guard.take().map(ClusterGuard::release) {
                 Some(Ok(())) => "released".to_string(),
                 Some(Err(error)) => refused(&error),
@@ -56,6 +65,11 @@ fn main() {
         };
         say(&mut out, answer);
     }
+}
+
+fn boot_nanos() -> u128 {
+    let now = nix::time::clock_gettime(nix::time::ClockId::CLOCK_BOOTTIME).expect("a clock");
+    Duration::new(now.tv_sec() as u64, now.tv_nsec() as u32).as_nanos()
 }
 
 fn secs_of(secs: &str) -> Duration {
