@@ -461,3 +461,42 @@ fn a_partitioned_holder_declares_its_loss_before_the_successor_acquires() {
         gaps[gaps.len() / 2]
     );
 }
+
+#[test]
+fn a_guard_is_send_and_sync() {
+    fn shareable<T: Send + Sync>() {}
+    shareable::<pid_cluster::ClusterGuard>();
+}
+
+/// The user's own etcd writes, made conditional on `owner_compare`, commit
+/// while the guard holds and not after it lost.
+#[test]
+fn owner_compare_fences_the_user_s_own_etcd_transactions() {
+    use pid_cluster::etcd_client::{Client, Txn, TxnOp};
+
+    let etcd = etcd_or_skip!();
+    let guard = lock(&etcd, "job").acquire().unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let endpoint = etcd.endpoint();
+    let fenced_put = |value: &'static str| {
+        let compare = guard.owner_compare();
+        runtime.block_on(async {
+            let mut client = Client::connect([endpoint.as_str()], None).await.unwrap();
+            let txn = Txn::new()
+                .when([compare])
+                .and_then([TxnOp::put("job-output", value, None)]);
+            client.txn(txn).await.unwrap().succeeded()
+        })
+    };
+    assert!(fenced_put("while held"));
+    etcd.ctl(&["del", &guard.info().key]);
+    assert!(guard.wait_lost(Some(TTL)).is_some());
+    assert!(!fenced_put("after the loss"));
+    assert_eq!(
+        etcd.ctl(&["get", "--print-value-only", "job-output"]),
+        "while held\n"
+    );
+}

@@ -56,5 +56,8 @@ mod lock;
 mod runtime;
 
 pub use error::{Error, FencingToken, Holder, LossReason, Lost};
+/// The etcd client this crate uses, for transactions that take
+/// [`ClusterGuard::owner_compare`].
+pub use etcd_client;
 pub use guard::{ClusterGuard, GuardInfo};
 pub use lock::{ClusterLock, ClusterStatus, Etcd, ETCD_ENDPOINTS_ENV};
