@@ -58,7 +58,7 @@
 //! - `macros` (default): the [`#[pidfile]`](macro@pidfile) attribute. Without
 //!   it the crate depends on `nix` and `thiserror` only.
 //! - `etcd`: `pid_runtime::cluster`, a lock that one process holds across
-//!   every host sharing an etcd cluster (the `pid-cluster` crate).
+//!   every host sharing an etcd cluster (the `pid-cluster` crate; Rust 1.88).
 //!
 //! # Platforms
 //!
