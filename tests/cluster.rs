@@ -500,3 +500,51 @@ fn owner_compare_fences_the_user_s_own_etcd_transactions() {
         "while held\n"
     );
 }
+
+#[test]
+fn a_waiter_out_of_time_says_so_and_leaves_no_key() {
+    let etcd = etcd_or_skip!();
+    let _held = lock(&etcd, "job").acquire().unwrap();
+    let error = lock(&etcd, "job")
+        .acquire_timeout(Duration::from_millis(300))
+        .unwrap_err();
+    assert!(matches!(error, Error::Timeout { .. }), "{error:?}");
+    assert!(error.is_already_running());
+    assert_eq!(etcd.keys("job/").len(), 1, "the waiter's key is gone");
+}
+
+/// The README's example runs against a local etcd: one copy holds, works
+/// and releases; a copy started while another holds is refused with 75.
+#[test]
+fn the_cluster_example_runs_and_a_second_copy_is_refused() {
+    let etcd = etcd_or_skip!();
+    let output = common::example("cluster")
+        .env(pid_cluster::ETCD_ENDPOINTS_ENV, etcd.endpoint())
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    assert!(
+        stdout.starts_with("holding 'nightly-report' with token "),
+        "{stdout}"
+    );
+    assert!(stdout.ends_with("released\n"), "{stdout}");
+
+    let _held = ClusterLock::new("nightly-report")
+        .endpoints([etcd.endpoint()])
+        .acquire()
+        .unwrap();
+    let output = common::example("cluster")
+        .env(pid_cluster::ETCD_ENDPOINTS_ENV, etcd.endpoint())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(75));
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(
+        stderr.starts_with(&format!(
+            "cluster: already running as pid {} on ",
+            std::process::id()
+        )),
+        "{stderr}"
+    );
+}
