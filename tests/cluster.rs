@@ -548,3 +548,61 @@ fn the_cluster_example_runs_and_a_second_copy_is_refused() {
         "{stderr}"
     );
 }
+
+/// libfaketime moves the holder's wall clock an hour ahead, then an hour
+/// back, while it holds: nothing changes, as the deadline never reads the
+/// wall clock. `FAKETIME_DONT_FAKE_MONOTONIC` leaves the monotonic and boot
+/// clocks alone, which a real clock step does too.
+#[test]
+fn wall_clock_jumps_change_nothing() {
+    let etcd = etcd_or_skip!();
+    let Some(faketime) = ["/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1"]
+        .into_iter()
+        .map(Path::new)
+        .find(|path| path.exists())
+    else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "libfaketime is not installed"
+        );
+        eprintln!("skipped: libfaketime is not installed (apt-get install faketime)");
+        return;
+    };
+    let dir = TempDir::new();
+    let offset = dir.join("offset");
+    std::fs::write(&offset, "+1h\n").unwrap();
+    let mut first =
+        Holder::spawn_program(Path::new(env!("CARGO_BIN_EXE_cluster-holder")), |command| {
+            command
+                .args([etcd.endpoint().as_str(), "job", "2"])
+                .env("LD_PRELOAD", faketime)
+                .env("FAKETIME_TIMESTAMP_FILE", &offset)
+                .env("FAKETIME_NO_CACHE", "1")
+                .env("FAKETIME_DONT_FAKE_MONOTONIC", "1");
+        });
+    let skew = |holder: &mut Holder| {
+        let wall: i64 = holder
+            .ask("wall")
+            .strip_prefix("wall ")
+            .unwrap()
+            .parse()
+            .unwrap();
+        let ours = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64;
+        ((wall - ours) as f64 / 60.0).round() as i64
+    };
+    assert_eq!(skew(&mut first), 60, "minutes ahead");
+    let token = token_of(&first.ask("acquire"));
+    // Past a whole TTL at each offset: renewals went on all along.
+    assert_eq!(first.ask("wait-lost 2.5"), "holding");
+    std::fs::write(&offset, "-1h\n").unwrap();
+    assert_eq!(skew(&mut first), -60, "minutes behind");
+    assert_eq!(first.ask("wait-lost 2.5"), "holding");
+    match lock(&etcd, "job").acquire() {
+        Err(Error::AlreadyHeld { token: held, .. }) => assert_eq!(held, token),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(first.ask("release"), "released");
+}

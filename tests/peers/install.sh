@@ -3,7 +3,8 @@
 # a C compiler with libbsd for BSD pidfile(3), and Python pid 3.0.4 in a
 # virtual environment at target/peers/venv, where the tests look for it;
 # and for tests/cluster.rs, etcd and etcdctl (the tests start their own
-# servers), and protoc with its well-known types, which etcd-client needs.
+# servers) with libfaketime, and protoc with its well-known types, which
+# etcd-client needs.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -15,6 +16,7 @@ command -v etcd >/dev/null 2>&1 || missing+=(etcd-server)
 command -v etcdctl >/dev/null 2>&1 || missing+=(etcd-client)
 command -v protoc >/dev/null 2>&1 || missing+=(protobuf-compiler)
 [ -e /usr/include/google/protobuf/descriptor.proto ] || missing+=(libprotobuf-dev)
+command -v faketime >/dev/null 2>&1 || missing+=(faketime)
 if [ ${#missing[@]} -gt 0 ]; then
     sudo=()
     [ "$(id -u)" -eq 0 ] || sudo=(sudo)

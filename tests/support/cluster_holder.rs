@@ -9,6 +9,7 @@
 //! - `release` → `released` or `err KIND MESSAGE`
 //! - `cycles N LOG SECS`: N times acquire (waiting up to SECS), append
 //!   `start TOKEN PID` and `end TOKEN PID` to LOG, release → `done N`
+//! - `wall` → `wall SECS`, the wall clock in seconds since the epoch
 //! - `exit`
 //!
 //! Arguments: `ENDPOINTS NAME TTL_SECS`. It prints `ready PID` first.
@@ -60,11 +61,19 @@ fn main() {
             ["cycles", n, log, secs] => {
                 cycles(&lock, n.parse().expect("a count"), log, secs_of(secs))
             }
+            ["wall"] => format!("wall {}", wall_secs()),
             ["exit"] => std::process::exit(0),
             _ => format!("err Usage unknown command {line:?}"),
         };
         say(&mut out, answer);
     }
+}
+
+fn wall_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_secs()
 }
 
 fn boot_nanos() -> u128 {
