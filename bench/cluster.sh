@@ -21,7 +21,12 @@ etcd --name bench --data-dir "$work/data" --listen-client-urls "$client" --adver
     --listen-peer-urls "$peer" --initial-advertise-peer-urls "$peer" --initial-cluster "bench=$peer" \
     --log-level error --logger zap >/dev/null 2>&1 &
 etcd_pid=$!
-trap 'kill $etcd_pid 2>/dev/null; wait $etcd_pid 2>/dev/null; rm -rf "$work"' EXIT
+stop_etcd() {
+    kill "$etcd_pid" 2>/dev/null || true
+    wait "$etcd_pid" 2>/dev/null || true
+    rm -rf "$work"
+}
+trap stop_etcd EXIT
 ctl() { ETCDCTL_API=3 etcdctl --endpoints="$client" "$@"; }
 until ctl endpoint health >/dev/null 2>&1; do :; done
 
