@@ -18,8 +18,20 @@ use pid_cluster::{ClusterLock, ClusterStatus, Error, FencingToken, LossReason};
 const TTL: Duration = Duration::from_secs(2);
 
 fn holder(etcd: &etcd::Etcd, name: &str) -> Holder {
+    holder_with(&etcd.endpoint(), name, "2", |_| {})
+}
+
+/// A `cluster-holder` on `endpoint` with a lease of `ttl` seconds, its
+/// process set up by `configure`.
+fn holder_with(
+    endpoint: &str,
+    name: &str,
+    ttl: &str,
+    configure: impl FnOnce(&mut std::process::Command),
+) -> Holder {
     Holder::spawn_program(Path::new(env!("CARGO_BIN_EXE_cluster-holder")), |command| {
-        command.args([etcd.endpoint().as_str(), name, "2"]);
+        command.args([endpoint, name, ttl]);
+        configure(command);
     })
 }
 
@@ -443,11 +455,7 @@ fn partitions(
     let mut gaps = Vec::new();
     for run in 0..runs {
         let name = format!("partition-{}-{run}", std::process::id());
-        let mut first =
-            Holder::spawn_program(Path::new(env!("CARGO_BIN_EXE_cluster-holder")), |command| {
-                command.args([cluster.endpoint(0).as_str(), &name, ttl]);
-                configure(command);
-            });
+        let mut first = holder_with(&cluster.endpoint(0), &name, ttl, &configure);
         token_of(&first.ask("acquire"));
         // A longer lease for the waiter: during the election that follows the
         // cut, its own renewals fail too, and with 2 s it can lose its place.
@@ -460,21 +468,7 @@ fn partitions(
                 taken => break (taken.map(|guard| guard.fencing_token()), boot_nanos()),
             }
         });
-        let ctl = |args: &[&str]| {
-            let output = std::process::Command::new("etcdctl")
-                .env("ETCDCTL_API", "3")
-                .arg(format!("--endpoints={}", cluster.endpoint(1)))
-                .args(args)
-                .output()
-                .unwrap();
-            String::from_utf8(output.stdout).unwrap()
-        };
-        while ctl(&["get", "--prefix", "--keys-only", &format!("{name}/")])
-            .lines()
-            .filter(|line| !line.is_empty())
-            .count()
-            < 2
-        {
+        while cluster.keys(1, &format!("{name}/")).len() < 2 {
             std::thread::yield_now();
         }
         cluster.signal(0, Signal::SIGSTOP);
@@ -508,12 +502,9 @@ fn a_fast_clock_loses_nothing_and_a_jump_past_the_deadline_is_lost_at_once() {
     let dir = TempDir::new();
     let clock = dir.join("clock");
     std::fs::write(&clock, "1.2 0\n").unwrap();
-    let mut first =
-        Holder::spawn_program(Path::new(env!("CARGO_BIN_EXE_cluster-holder")), |command| {
-            command
-                .args([etcd.endpoint().as_str(), "job", "2"])
-                .env("PIDFILE_CLUSTER_TEST_CLOCK", &clock);
-        });
+    let mut first = holder_with(&etcd.endpoint(), "job", "2", |command| {
+        command.env("PIDFILE_CLUSTER_TEST_CLOCK", &clock);
+    });
     token_of(&first.ask("acquire"));
     assert_eq!(first.ask("wait-lost 6"), "holding", "three TTLs at 1.2x");
     std::fs::write(&clock, "1.2 10\n").unwrap();
@@ -629,15 +620,13 @@ fn wall_clock_jumps_change_nothing() {
     let dir = TempDir::new();
     let offset = dir.join("offset");
     std::fs::write(&offset, "+1h\n").unwrap();
-    let mut first =
-        Holder::spawn_program(Path::new(env!("CARGO_BIN_EXE_cluster-holder")), |command| {
-            command
-                .args([etcd.endpoint().as_str(), "job", "2"])
-                .env("LD_PRELOAD", faketime)
-                .env("FAKETIME_TIMESTAMP_FILE", &offset)
-                .env("FAKETIME_NO_CACHE", "1")
-                .env("FAKETIME_DONT_FAKE_MONOTONIC", "1");
-        });
+    let mut first = holder_with(&etcd.endpoint(), "job", "2", |command| {
+        command
+            .env("LD_PRELOAD", faketime)
+            .env("FAKETIME_TIMESTAMP_FILE", &offset)
+            .env("FAKETIME_NO_CACHE", "1")
+            .env("FAKETIME_DONT_FAKE_MONOTONIC", "1");
+    });
     let skew = |holder: &mut Holder| {
         let wall: i64 = holder
             .ask("wall")

@@ -97,26 +97,7 @@ impl Etcd {
             .spawn()
             .expect("start etcd");
         self.child = Some(child);
-        self.wait_ready();
-    }
-
-    /// Waits for a successful `etcdctl endpoint health` (a real request).
-    fn wait_ready(&self) {
-        let started = Instant::now();
-        loop {
-            let healthy = self
-                .etcdctl()
-                .args(["endpoint", "health", "--command-timeout=1s"])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status()
-                .is_ok_and(|status| status.success());
-            if healthy {
-                return;
-            }
-            assert!(started.elapsed() < START_TIMEOUT, "etcd did not start");
-            std::thread::yield_now();
-        }
+        wait_healthy(&self.endpoint());
     }
 
     /// The endpoint clients use.
@@ -126,11 +107,7 @@ impl Etcd {
 
     /// An `etcdctl` for this server (v3 API).
     pub fn etcdctl(&self) -> Command {
-        let mut command = Command::new("etcdctl");
-        command
-            .env("ETCDCTL_API", "3")
-            .arg(format!("--endpoints={}", self.endpoint()));
-        command
+        etcdctl_at(&self.endpoint())
     }
 
     /// Runs `etcdctl` and returns its standard output.
@@ -146,11 +123,7 @@ impl Etcd {
 
     /// The keys under a prefix.
     pub fn keys(&self, prefix: &str) -> Vec<String> {
-        self.ctl(&["get", "--prefix", "--keys-only", prefix])
-            .lines()
-            .filter(|line| !line.is_empty())
-            .map(String::from)
-            .collect()
+        keys_at(&self.endpoint(), prefix)
     }
 
     /// Kills the server with SIGKILL, keeping its data.
@@ -261,6 +234,11 @@ impl Cluster {
         nix::sys::signal::kill(pid, signal).expect("signal a member");
     }
 
+    /// The keys under a prefix, as member `n` sees them.
+    pub fn keys(&self, n: usize, prefix: &str) -> Vec<String> {
+        keys_at(&self.clients[n], prefix)
+    }
+
     /// Waits until member `n` answers again.
     pub fn wait_healthy(&self, n: usize) {
         wait_healthy(&self.clients[n]);
@@ -279,12 +257,38 @@ impl Drop for Cluster {
     }
 }
 
+/// An `etcdctl` for the server at `endpoint` (v3 API).
+fn etcdctl_at(endpoint: &str) -> Command {
+    let mut command = Command::new("etcdctl");
+    command
+        .env("ETCDCTL_API", "3")
+        .arg(format!("--endpoints={endpoint}"));
+    command
+}
+
+fn keys_at(endpoint: &str, prefix: &str) -> Vec<String> {
+    let output = etcdctl_at(endpoint)
+        .args(["get", "--prefix", "--keys-only", prefix])
+        .output()
+        .expect("run etcdctl");
+    assert!(
+        output.status.success(),
+        "etcdctl get {prefix}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout)
+        .expect("UTF-8")
+        .lines()
+        .filter(|line| !line.is_empty())
+        .map(String::from)
+        .collect()
+}
+
+/// Waits for a successful `etcdctl endpoint health` (a real request).
 fn wait_healthy(endpoint: &str) {
     let started = Instant::now();
     loop {
-        let healthy = Command::new("etcdctl")
-            .env("ETCDCTL_API", "3")
-            .arg(format!("--endpoints={endpoint}"))
+        let healthy = etcdctl_at(endpoint)
             .args(["endpoint", "health", "--command-timeout=1s"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
