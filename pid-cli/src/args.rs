@@ -71,8 +71,12 @@ pub(crate) enum Command {
     /// Every signal a process sends to pidfile (but SIGKILL, SIGSTOP and
     /// SIGPIPE) is passed on to the command once; those the terminal sends
     /// reach the command directly and are not passed on again. When the
-    /// command stops (Ctrl-Z), pidfile stops too, so job control sees one
-    /// job; when it dies of a signal, pidfile dies of the same signal.
+    /// command stops (Ctrl-Z), pidfile stops too, with the same signal, so
+    /// job control sees one job; continued, pidfile continues the command.
+    /// When the command dies of a signal, pidfile dies of the same signal.
+    ///
+    /// One limit: a stop signal sent to pidfile alone just after it was
+    /// continued, before the system has run it again, stops pidfile alone.
     #[command(after_long_help = EXAMPLES)]
     Run(Run),
     /// Print the pid of the process holding the pidfile; changes nothing.

@@ -254,8 +254,12 @@ fn supervise(child: Pid, signals: &Blocked, program: &OsStr) -> Ended {
             Ok(WaitStatus::Exited(_, code)) => return Ended::Exited(code as u8),
             Ok(WaitStatus::Signaled(_, signal, _)) => return Ended::Killed(signal),
             Ok(WaitStatus::Stopped(_, signal)) => {
-                if let Err(error) = signals.stop_with(signal) {
-                    say(format_args!("cannot stop with the command: {error}"));
+                match signals.stop_with(signal) {
+                    // Whoever continued pidfile may have continued it alone.
+                    Ok(()) => {
+                        let _ = kill(child, Signal::SIGCONT);
+                    }
+                    Err(error) => say(format_args!("cannot stop with the command: {error}")),
                 }
                 continue;
             }

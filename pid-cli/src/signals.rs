@@ -1,11 +1,12 @@
 //! The signals `pidfile run` owns: blocked from the start, then taken one at
 //! a time with `sigtimedwait`, so none is lost or handled mid-operation.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use nix::errno::Errno;
 use nix::libc;
-use nix::sys::signal::{SigHandler, SigSet, SigmaskHow, Signal};
+use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, SigmaskHow, Signal};
 
 /// Signals that are not taken and passed on: SIGKILL and SIGSTOP cannot
 /// be, and SIGPIPE is one the standard library ignores in pidfile itself,
@@ -97,28 +98,73 @@ impl Blocked {
     }
 
     /// Stops pidfile with `signal`, as its command was stopped, so that a
-    /// shell sees the whole job stopped; returns once it is continued.
+    /// shell sees the whole job stopped; returns once it is continued (or
+    /// was continued before it could stop).
+    ///
+    /// The stop signal stays blocked but within one `sigsuspend`, so
+    /// pidfile stops once however many copies came before. SIGCONT has a
+    /// handler meanwhile, which ends the wait, and whose mask blocks the
+    /// stop signals from the moment the kernel takes SIGCONT. Before that
+    /// moment, from the continue until the system runs pidfile again, a
+    /// stop signal sent to pidfile alone stops it alone: a stop signal
+    /// discards a SIGCONT still waiting, and stopping with the command's own
+    /// signal, so that the parent sees what it would without pidfile, needs
+    /// that signal unblocked. SIGSTOP would have no such moment, but the
+    /// parent would see SIGSTOP.
     pub(crate) fn stop_with(&self, signal: Signal) -> Result<(), Errno> {
-        let mut only = SigSet::empty();
-        only.add(signal);
+        if signal == Signal::SIGSTOP {
+            // It cannot be blocked or caught: it stops pidfile here and now.
+            return nix::sys::signal::raise(signal);
+        }
+        let mut stops = SigSet::empty();
+        for stop in [Signal::SIGTSTP, Signal::SIGTTIN, Signal::SIGTTOU] {
+            stops.add(stop);
+        }
+        let until_run_again =
+            SigAction::new(SigHandler::Handler(on_continue), SaFlags::empty(), stops);
+        CONTINUED.store(false, Ordering::SeqCst);
+        // SAFETY: the handler only stores to an atomic.
+        let continue_before = unsafe { sigaction(Signal::SIGCONT, &until_run_again) }?;
         // SAFETY: SIG_DFL is not a handler; the stop signals' default action
         // stops the process, which is what is wanted here.
-        let previous = unsafe { nix::sys::signal::signal(signal, SigHandler::SigDfl) }?;
-        // A terminal's Ctrl-Z sent pidfile the same signal it sent the
-        // command: if it waits in the queue, unblocking it is the stop, and
-        // raising another would stop pidfile again once it is continued.
-        let already_pending = is_pending(signal)?;
-        nix::sys::signal::sigprocmask(SigmaskHow::SIG_UNBLOCK, Some(&only), None)?;
-        let raised = if already_pending {
+        let before = unsafe { nix::sys::signal::signal(signal, SigHandler::SigDfl) };
+        let stopped = before.and_then(|_| {
+            // A terminal's Ctrl-Z sent pidfile the same signal it sent the
+            // command: it may still wait in the queue, and one more of the
+            // same signal joins it rather than stopping pidfile twice.
+            if !is_pending(signal)? {
+                nix::sys::signal::raise(signal)?;
+            }
+            let mut waiting = SigSet::thread_get_mask()?;
+            waiting.remove(signal);
+            waiting.remove(Signal::SIGCONT);
+            // Not pending any more without a stop: a SIGCONT came first and
+            // discarded it. Still pending after the wait: another signal's
+            // handler ended it before the stop.
+            while !CONTINUED.load(Ordering::SeqCst) && is_pending(signal)? {
+                match waiting.suspend() {
+                    Ok(()) | Err(Errno::EINTR) => {}
+                    Err(error) => return Err(error),
+                }
+            }
             Ok(())
-        } else {
-            nix::sys::signal::raise(signal)
-        };
-        nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&only), None)?;
+        });
         // SAFETY: puts back what was there, which is not a handler of ours.
-        unsafe { nix::sys::signal::signal(signal, previous) }?;
-        raised
+        unsafe {
+            if let Ok(before) = before {
+                nix::sys::signal::signal(signal, before)?;
+            }
+            sigaction(Signal::SIGCONT, &continue_before)?;
+        }
+        stopped
     }
+}
+
+/// Set when pidfile, stopped by [`Blocked::stop_with`], is continued.
+static CONTINUED: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_continue(_: libc::c_int) {
+    CONTINUED.store(true, Ordering::SeqCst);
 }
 
 /// Whether `signal` waits in this thread's or the process's queue.

@@ -547,6 +547,7 @@ fn job_control_stops_and_continues_pidfile_with_its_command() {
     session.type_line("hello");
     session.expect("got hello");
 
+    wait_until_running_again(pidfile_pid, "pidfile runs again after fg");
     kill(pidfile_pid, Signal::SIGTSTP).unwrap();
     session.expect("Stopped");
     assert!(
@@ -562,6 +563,113 @@ fn job_control_stops_and_continues_pidfile_with_its_command() {
     session.type_line("exit");
     assert_eq!(session.wait().code(), Some(0));
     assert!(!dir.join("job.pid").exists());
+}
+
+/// Waits until `pid` is stopped.
+fn wait_until_stopped(pid: Pid, what: &str) {
+    let deadline = Instant::now() + PATIENCE;
+    while !is_stopped(pid) {
+        assert!(Instant::now() < deadline, "{what}");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// Waits until pidfile, continued, runs again and has put back SIGCONT's
+/// disposition, as `/proc/PID/status` shows it: while it stops, SIGCONT has
+/// a handler, which blocks the stop signals once it is continued. A stop
+/// signal sent to pidfile from then on is passed on; one sent to it alone
+/// before, while the kernel has not yet run it again, stops pidfile alone
+/// (see `pidfile run --help`).
+#[cfg(target_os = "linux")]
+fn wait_until_running_again(pidfile: Pid, what: &str) {
+    let cont = 1_u64 << (Signal::SIGCONT as u32 - 1);
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let status = std::fs::read_to_string(format!("/proc/{pidfile}/status")).unwrap();
+        let caught = status
+            .lines()
+            .find_map(|line| line.strip_prefix("SigCgt:"))
+            .map(|mask| u64::from_str_radix(mask.trim(), 16).unwrap())
+            .unwrap();
+        if !is_stopped(pidfile) && caught & cont == 0 {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{what}");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// A `pidfile run` of [`UNTIL_EOF`] in its own process group, which is not
+/// orphaned (the test, its parent, is in another group of the same
+/// session), so that stop signals stop it; returns it and the command.
+#[cfg(target_os = "linux")]
+fn holding_job_in_its_own_group(dir: &TempDir) -> (Running, Pid) {
+    let mut command = run_until_eof(dir, "job");
+    // SAFETY: setpgid is async-signal-safe.
+    unsafe {
+        command.pre_exec(|| {
+            nix::unistd::setpgid(Pid::from_raw(0), Pid::from_raw(0)).map_err(std::io::Error::from)
+        });
+    }
+    let run = Running::start(command);
+    let child = run.ready();
+    wait_for_content(&dir.join("job.pid"), &format!("{child}\n"));
+    (run, child)
+}
+
+/// A stop signal sent to the command and another sent to pidfile while it
+/// stops with the command stop pidfile once: continued, both run. Each
+/// round puts a different delay between the two signals, so that the
+/// second reaches pidfile at each step of its stopping. Scale with
+/// `PIDFILE_CROSSING_STOPS_RUNS`.
+#[cfg(target_os = "linux")]
+#[test]
+fn stops_that_cross_stop_pidfile_once() {
+    let runs: u32 = std::env::var("PIDFILE_CROSSING_STOPS_RUNS")
+        .ok()
+        .and_then(|runs| runs.parse().ok())
+        .unwrap_or(1000);
+    let dir = TempDir::new();
+    let (run, child) = holding_job_in_its_own_group(&dir);
+    let group = run.pid();
+    for round in 0..runs {
+        kill(child, Signal::SIGTSTP).unwrap();
+        let delay = Duration::from_micros(u64::from(round % 100) * 2);
+        let sent = Instant::now();
+        while sent.elapsed() < delay {
+            std::hint::spin_loop();
+        }
+        run.signal(Signal::SIGTSTP);
+        wait_until_stopped(child, "the command stops");
+        wait_until_stopped(group, "pidfile stops with its command");
+        nix::sys::signal::killpg(group, Signal::SIGCONT).unwrap();
+        wait_until_running_again(
+            group,
+            &format!("round {round}: pidfile stopped again once continued"),
+        );
+        assert!(!is_stopped(child), "round {round}: the command runs");
+    }
+    assert_eq!(run.finish().code(), Some(0));
+    assert!(!dir.join("job.pid").exists());
+}
+
+/// A command stopped with SIGSTOP, which pidfile cannot catch or pass on,
+/// stops pidfile too, and a continue of pidfile alone continues both.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_command_stopped_with_sigstop_stops_pidfile_too() {
+    let dir = TempDir::new();
+    let (run, child) = holding_job_in_its_own_group(&dir);
+    kill(child, Signal::SIGSTOP).unwrap();
+    wait_until_stopped(run.pid(), "pidfile stops with its command");
+    run.signal(Signal::SIGCONT);
+    wait_until_running_again(run.pid(), "pidfile runs again");
+    let deadline = Instant::now() + PATIENCE;
+    while is_stopped(child) {
+        assert!(Instant::now() < deadline, "the command is continued");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    assert_eq!(run.finish().code(), Some(0));
 }
 
 #[test]
