@@ -283,7 +283,12 @@ fn run_until_eof(dir: &TempDir, name: &str) -> Command {
 /// A `pidfile run` holding `job.pid` in `dir`, once the file names its
 /// command; returns it and the command's pid.
 fn holding_job(dir: &TempDir) -> (Running, Pid) {
-    let run = Running::start(run_until_eof(dir, "job"));
+    holding_job_started_as(run_until_eof(dir, "job"), dir)
+}
+
+/// [`holding_job`], with `command`, a `pidfile run` of `job` in `dir`.
+fn holding_job_started_as(command: Command, dir: &TempDir) -> (Running, Pid) {
+    let run = Running::start(command);
     let child = run.ready();
     wait_for_content(&dir.join("job.pid"), &format!("{child}\n"));
     (run, child)
@@ -565,13 +570,19 @@ fn job_control_stops_and_continues_pidfile_with_its_command() {
     assert!(!dir.join("job.pid").exists());
 }
 
-/// Waits until `pid` is stopped.
-fn wait_until_stopped(pid: Pid, what: &str) {
+/// Waits until `done` holds, polling: failing with `what` after
+/// [`PATIENCE`].
+fn wait_until(what: &str, done: impl Fn() -> bool) {
     let deadline = Instant::now() + PATIENCE;
-    while !is_stopped(pid) {
+    while !done() {
         assert!(Instant::now() < deadline, "{what}");
         std::thread::sleep(Duration::from_millis(1));
     }
+}
+
+/// Waits until `pid` is stopped.
+fn wait_until_stopped(pid: Pid, what: &str) {
+    wait_until(what, || is_stopped(pid));
 }
 
 /// Waits until pidfile, continued, runs again and has put back SIGCONT's
@@ -583,20 +594,15 @@ fn wait_until_stopped(pid: Pid, what: &str) {
 #[cfg(target_os = "linux")]
 fn wait_until_running_again(pidfile: Pid, what: &str) {
     let cont = 1_u64 << (Signal::SIGCONT as u32 - 1);
-    let deadline = Instant::now() + PATIENCE;
-    loop {
+    wait_until(what, || {
         let status = std::fs::read_to_string(format!("/proc/{pidfile}/status")).unwrap();
         let caught = status
             .lines()
             .find_map(|line| line.strip_prefix("SigCgt:"))
             .map(|mask| u64::from_str_radix(mask.trim(), 16).unwrap())
             .unwrap();
-        if !is_stopped(pidfile) && caught & cont == 0 {
-            return;
-        }
-        assert!(Instant::now() < deadline, "{what}");
-        std::thread::sleep(Duration::from_millis(1));
-    }
+        !is_stopped(pidfile) && caught & cont == 0
+    });
 }
 
 /// A `pidfile run` of [`UNTIL_EOF`] in its own process group, which is not
@@ -611,10 +617,7 @@ fn holding_job_in_its_own_group(dir: &TempDir) -> (Running, Pid) {
             nix::unistd::setpgid(Pid::from_raw(0), Pid::from_raw(0)).map_err(std::io::Error::from)
         });
     }
-    let run = Running::start(command);
-    let child = run.ready();
-    wait_for_content(&dir.join("job.pid"), &format!("{child}\n"));
-    (run, child)
+    holding_job_started_as(command, dir)
 }
 
 /// A stop signal sent to the command and another sent to pidfile while it
@@ -664,11 +667,7 @@ fn a_command_stopped_with_sigstop_stops_pidfile_too() {
     wait_until_stopped(run.pid(), "pidfile stops with its command");
     run.signal(Signal::SIGCONT);
     wait_until_running_again(run.pid(), "pidfile runs again");
-    let deadline = Instant::now() + PATIENCE;
-    while is_stopped(child) {
-        assert!(Instant::now() < deadline, "the command is continued");
-        std::thread::sleep(Duration::from_millis(1));
-    }
+    wait_until("the command is continued", || !is_stopped(child));
     assert_eq!(run.finish().code(), Some(0));
 }
 
