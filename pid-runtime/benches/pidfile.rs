@@ -116,6 +116,7 @@ fn held_by_another_process(c: &mut Criterion) {
 
 /// `check()` of a file naming a dead pid: the content cannot tell, so it
 /// looks for a lock (in `/proc/locks` on Linux, listing 1,000 others here).
+#[cfg(unix)]
 fn stale_among_many_locks(c: &mut Criterion) {
     let dir = BenchDir::new(&std::env::temp_dir());
     let others: Vec<std::fs::File> = (0..1_000)
@@ -145,6 +146,7 @@ fn path(c: &mut Criterion) {
     c.bench_function("path", |b| b.iter(|| pidfile.path().expect("path")));
 }
 
+#[cfg(unix)]
 criterion_group!(
     benches,
     cycle,
@@ -152,6 +154,8 @@ criterion_group!(
     stale_among_many_locks,
     path
 );
+#[cfg(not(unix))]
+criterion_group!(benches, cycle, held_by_another_process, path);
 
 /// The holder's side: take the file at `path`, say so, hold until stdin closes.
 fn hold(path: &Path) {

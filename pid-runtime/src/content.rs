@@ -52,7 +52,7 @@ pub(crate) fn parse(head: &[u8], whole: bool) -> Content {
         .iter()
         .fold(0_i64, |value, digit| value * 10 + i64::from(digit - b'0'));
     match u32::try_from(value) {
-        Ok(raw) if raw <= Pid::MAX => Content::Pid(Pid::from_raw(raw)),
+        Ok(raw) if Pid::from_raw(raw).is_possible() => Content::Pid(Pid::from_raw(raw)),
         _ => Content::Invalid,
     }
 }
@@ -110,7 +110,7 @@ mod tests {
         assert_eq!(parse(b"4242\n", true), pid(4242));
         assert_eq!(parse(b"4242", true), pid(4242));
         assert_eq!(parse(b"1", true), pid(1));
-        assert_eq!(parse(b"2147483647\n", true), pid(Pid::MAX));
+        assert_eq!(parse(b"2147483647\n", true), pid(2_147_483_647));
     }
 
     #[test]
@@ -153,7 +153,9 @@ mod tests {
             b"-1",
             b"-4242",
             b"+5",
+            #[cfg(unix)]
             b"2147483648",
+            b"4294967296",
             b"99999999999",
             b"18446744073709551616",
         ] {
@@ -191,7 +193,7 @@ mod tests {
         assert_eq!(Text::of(Pid::from_raw(1)).as_bytes(), b"1\n");
         assert_eq!(
             Text::of(Pid::from_raw(Pid::MAX)).as_bytes(),
-            b"2147483647\n"
+            format!("{}\n", Pid::MAX).as_bytes()
         );
     }
 

@@ -59,6 +59,18 @@ pub enum Error {
         reason: &'static str,
     },
 
+    /// An option this system has no counterpart for, such as
+    /// [`mode`](crate::PidFile::mode) and [`owner`](crate::PidFile::owner) on
+    /// Windows, where files have access control lists instead.
+    #[error("the pidfile option `{option}` is not supported on {system}")]
+    #[non_exhaustive]
+    Unsupported {
+        /// The option, as the builder method is named.
+        option: &'static str,
+        /// This system.
+        system: &'static str,
+    },
+
     /// The mode has bits beyond the permission bits `0o7777`.
     #[error("invalid pidfile mode {mode:#o}: only the bits of 0o7777 may be set")]
     #[non_exhaustive]
@@ -246,15 +258,17 @@ impl Error {
             | Error::KeptChanging { path }
             | Error::NotOwningGuard { path }
             | Error::Io { path, .. } => Some(path),
-            Error::InvalidName { .. } | Error::InvalidMode { .. } => None,
+            Error::InvalidName { .. } | Error::InvalidMode { .. } | Error::Unsupported { .. } => {
+                None
+            }
         }
     }
 
-    pub(crate) fn io(path: &Path, operation: &'static str, errno: nix::Error) -> Error {
+    pub(crate) fn io(path: &Path, operation: &'static str, error: impl Into<io::Error>) -> Error {
         Error::Io {
             path: path.to_path_buf(),
             operation,
-            error: io::Error::from(errno),
+            error: error.into(),
         }
     }
 }
@@ -281,7 +295,7 @@ impl From<Error> for io::Error {
                 io::ErrorKind::PermissionDenied
             }
             Error::HeldForReading { .. } | Error::KeptChanging { .. } => io::ErrorKind::WouldBlock,
-            Error::NotOwningGuard { .. } => io::ErrorKind::Unsupported,
+            Error::NotOwningGuard { .. } | Error::Unsupported { .. } => io::ErrorKind::Unsupported,
             Error::NotADirectory { .. } => io::ErrorKind::NotADirectory,
             Error::Io { error, .. } => error.kind(),
         };
@@ -375,9 +389,10 @@ mod tests {
             unknown.to_string(),
             "already running, pid unknown (/run/user/1000/worker.pid)"
         );
-        let io = Error::io(&path, "open", nix::Error::EACCES);
+        // The system's own text for EACCES.
+        #[cfg(unix)]
         assert_eq!(
-            io.to_string(),
+            Error::io(&path, "open", nix::Error::EACCES).to_string(),
             "cannot open /run/user/1000/worker.pid: Permission denied (os error 13)"
         );
     }

@@ -1,13 +1,8 @@
 use std::fmt;
-use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
-use crate::Pid;
-
-use crate::cleanup::{self, Critical, Registration};
-use crate::file::write_pid;
-use crate::process::current_pid;
-use crate::Error;
+use crate::imp::Held;
+use crate::{Error, Pid};
 
 /// Proof that this process holds a pidfile. Dropping it removes the file and
 /// releases the lock.
@@ -29,6 +24,15 @@ use crate::Error;
 /// names a process that no longer runs, so the next
 /// [`acquire`](crate::PidFile::acquire) takes it over as stale.
 ///
+/// On Windows the lock is `LockFileEx`'s, on one byte past the content, and
+/// Windows drops it when the process ends, however it ends. The file is
+/// removed on drop and release, on console events (see
+/// [`TermSignal`](crate::TermSignal)), and at [`std::process::exit`] by a
+/// TLS callback, which Windows runs as the process ends (Wine 8 does not:
+/// there the file stays, and is taken over as stale). A process ended with
+/// `TerminateProcess` (`taskkill /F`) leaves it behind, stale. Handles are
+/// not inherited by spawned processes.
+///
 /// A child made with `fork` inherits the descriptor, and with it the lock:
 /// the lock is only dropped when both processes have closed it. The child
 /// never removes the file, whether it drops the guard, calls `exit` or is sent
@@ -44,35 +48,19 @@ use crate::Error;
 /// creates a new file.
 #[must_use = "the pidfile is released as soon as the guard is dropped"]
 pub struct PidFileGuard {
-    path: PathBuf,
-    pid: Pid,
-    held: Option<Held>,
-}
-
-/// The lock and the table entry of a guard that owns its file.
-struct Held {
-    file: OwnedFd,
-    registration: Registration,
-    /// How many bytes the file holds: what was last written to it.
-    len: u64,
+    pub(crate) path: PathBuf,
+    pub(crate) pid: Pid,
+    /// What this system needs to hold and remove the file; `None` for a
+    /// guard that shares another guard's file.
+    pub(crate) held: Option<Held>,
 }
 
 impl PidFileGuard {
-    pub(crate) fn owning(
-        path: PathBuf,
-        pid: Pid,
-        file: OwnedFd,
-        registration: Registration,
-        len: u64,
-    ) -> PidFileGuard {
+    pub(crate) fn owning(path: PathBuf, pid: Pid, held: Held) -> PidFileGuard {
         PidFileGuard {
             path,
             pid,
-            held: Some(Held {
-                file,
-                registration,
-                len,
-            }),
+            held: Some(held),
         }
     }
 
@@ -147,7 +135,7 @@ impl PidFileGuard {
                 path: self.path.clone(),
             });
         };
-        held.len = write_pid(&self.path, held.file.as_fd(), held.len, pid)?;
+        held.write_pid(&self.path, pid)?;
         self.pid = pid;
         Ok(())
     }
@@ -194,69 +182,11 @@ impl PidFileGuard {
     /// [`Error::NotOwningGuard`] for a guard that does not own its file;
     /// [`Error::Io`] when a fork or the handover fails, in which case the
     /// calling process keeps the guard and goes on.
-    pub unsafe fn daemonize(mut self) -> Result<PidFileGuard, Error> {
-        use std::io::{Read, Write};
-        if self.held.is_none() {
-            return Err(Error::NotOwningGuard {
-                path: self.path.clone(),
-            });
-        }
-        let failed = |path: &Path, error: nix::Error| Error::io(path, "hand to a daemon", error);
-        // Output buffered now would be written twice, by two processes.
-        let _ = std::io::stdout().flush();
-        let _ = std::io::stderr().flush();
-        let (ready_r, ready_w) = close_on_exec_pipe().map_err(|error| failed(&self.path, error))?;
-        // SAFETY: the caller promises a single thread.
-        match unsafe { nix::unistd::fork() }.map_err(|error| failed(&self.path, error))? {
-            nix::unistd::ForkResult::Parent { child } => {
-                drop(ready_w);
-                let mut said = [0_u8; 1];
-                let ready = std::fs::File::from(ready_r)
-                    .read(&mut said)
-                    .is_ok_and(|len| len == 1);
-                let _ = nix::sys::wait::waitpid(child, None);
-                if !ready {
-                    return Err(failed(&self.path, nix::Error::ECHILD));
-                }
-                // The daemon holds the lock and the file names it: leave
-                // both to it, running no destructor and no exit handler.
-                std::mem::forget(self);
-                // SAFETY: ends this process at once.
-                unsafe { nix::libc::_exit(0) }
-            }
-            nix::unistd::ForkResult::Child => {}
-        }
-        drop(ready_r);
-        let _ = nix::unistd::setsid();
-        // SAFETY: still one thread, in the first child.
-        match unsafe { nix::unistd::fork() } {
-            Ok(nix::unistd::ForkResult::Child) => {}
-            // SAFETY: the first child ends at once; the daemon goes on.
-            _ => unsafe { nix::libc::_exit(0) },
-        }
-        quiet_terminal_streams();
-        let me = current_pid();
-        let held = self.held.take().expect("checked above");
-        let Some(mut entry) = held.registration.unregister() else {
-            // SAFETY: a handler at exit took the entry: nothing to hand over.
-            unsafe { nix::libc::_exit(1) }
-        };
-        entry.pid = me;
-        let registration = cleanup::register(*entry, crate::TermSignal::Never);
-        let mut held = Held {
-            file: held.file,
-            registration,
-            len: held.len,
-        };
-        held.len = match write_pid(&self.path, held.file.as_fd(), held.len, me) {
-            Ok(len) => len,
-            // SAFETY: the daemon cannot tell the waiting process; it ends.
-            Err(_) => unsafe { nix::libc::_exit(1) },
-        };
-        self.held = Some(held);
-        self.pid = me;
-        let _ = std::fs::File::from(ready_w).write_all(b"1");
-        Ok(self)
+    #[cfg(unix)]
+    #[cfg_attr(docsrs, doc(cfg(unix)))]
+    pub unsafe fn daemonize(self) -> Result<PidFileGuard, Error> {
+        // SAFETY: the caller's promise, passed on.
+        unsafe { crate::imp::daemonize(self) }
     }
 
     /// Whether this guard removes the file when released. False for the extra
@@ -287,61 +217,6 @@ impl PidFileGuard {
             Some(held) => held.release(&self.path),
             None => Ok(()),
         }
-    }
-}
-
-/// A pipe whose ends the daemon's own children do not inherit. macOS has
-/// no `pipe2`; the fork that follows is in a single thread, so setting the
-/// flag after `pipe` leaves no window for another exec.
-fn close_on_exec_pipe() -> nix::Result<(OwnedFd, OwnedFd)> {
-    let (read, write) = nix::unistd::pipe()?;
-    for end in [&read, &write] {
-        nix::fcntl::fcntl(
-            end,
-            nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
-        )?;
-    }
-    Ok((read, write))
-}
-
-/// Replaces standard streams that are a terminal with `/dev/null`.
-fn quiet_terminal_streams() {
-    use std::os::fd::AsRawFd;
-    let Ok(null) = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open("/dev/null")
-    else {
-        return;
-    };
-    for stream in 0..=2 {
-        // SAFETY: isatty and dup2 on standard descriptor numbers.
-        unsafe {
-            if nix::libc::isatty(stream) == 1 {
-                nix::libc::dup2(null.as_raw_fd(), stream);
-            }
-        }
-    }
-}
-
-impl Held {
-    fn release(self, path: &Path) -> Result<(), Error> {
-        let _critical = Critical::enter();
-        let Some(entry) = self.registration.unregister() else {
-            // A handler at process end took the entry and removes the file:
-            // closing now could let the inode be reused under it.
-            std::mem::forget(self.file);
-            return Ok(());
-        };
-        // Unlink before close: while the lock is held, no one else can have
-        // created a file at this path, so it is ours to remove.
-        let removed = if entry.pid == current_pid() {
-            cleanup::remove_if_same(&entry).map_err(|error| Error::io(path, "remove", error))
-        } else {
-            Ok(false)
-        };
-        drop(self.file);
-        removed.map(drop)
     }
 }
 

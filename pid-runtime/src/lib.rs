@@ -132,32 +132,27 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![warn(unsafe_op_in_unsafe_fn)]
 
-#[cfg(not(unix))]
+#[cfg(not(any(unix, windows)))]
 compile_error!(
-    "pid-runtime builds on Unix systems (Linux, macOS, the BSDs, illumos, Android) only: \
-     it has no backend for this target yet"
+    "pid-runtime builds on Unix systems (Linux, macOS, the BSDs, illumos, Android) and on \
+     Windows only: it has no backend for this target"
 );
 
-mod cleanup;
 mod content;
 mod error;
-mod file;
 mod guard;
-mod liveness;
-mod lock;
+mod imp;
 mod path;
 mod pid;
 mod pidfile;
-mod process;
-mod trust;
-mod verdict;
+mod term_signal;
 mod wait;
 
-pub use cleanup::TermSignal;
 pub use error::{Error, FileKind};
 pub use guard::PidFileGuard;
 pub use pid::Pid;
 pub use pidfile::{PidFile, Status};
+pub use term_signal::TermSignal;
 
 /// Holds a pidfile while the function runs: the guard is acquired before the
 /// first statement of the body and released after its value is computed.
@@ -183,7 +178,7 @@ pub use pidfile::{PidFile, Status};
 /// | `term_signal` | `"auto"`, `"always"` or `"never"` | `"auto"` ([`TermSignal`]) |
 /// | `exit_code` | 0 to 255, on the program's `main` only | 1 |
 /// | `entry` | `true` or `false` | whether it is the program's `main`, as below |
-/// | `daemonize` | `true` or `false`, on a plain (not async) program's `main` | `false`: see [`PidFileGuard::daemonize`] |
+/// | `daemonize` | `true` or `false`, on a plain (not async) program's `main` | `false`: see [`PidFileGuard::daemonize`](crate::PidFileGuard#method.daemonize) (Unix only) |
 /// | `crate` | the path of this crate as a string, if renamed | `"::pid_runtime"` |
 ///
 /// A string literal given as `name` or `dir` is checked at compile time: an
@@ -265,9 +260,18 @@ pub mod __private {
     /// `#[pidfile(daemonize = true)]`: hands the guard to a daemon as the
     /// first thing `main` does, when no thread but the main one runs.
     pub fn daemonize_at_start_of_main(guard: PidFileGuard) -> Result<PidFileGuard, Error> {
+        #[cfg(unix)]
         // SAFETY: the attribute calls this only at the start of a plain
         // (not async) `main`, before the program can have started a thread.
-        unsafe { guard.daemonize() }
+        return unsafe { guard.daemonize() };
+        #[cfg(not(unix))]
+        {
+            drop(guard);
+            Err(Error::Unsupported {
+                option: "daemonize",
+                system: "Windows",
+            })
+        }
     }
 
     /// Tells the user why `main` will not run, and exits.

@@ -1,12 +1,7 @@
 //! Where a pidfile lives: its file name and its directory.
 
 use std::ffi::{OsStr, OsString};
-use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
-
-use nix::fcntl::{AtFlags, AT_FDCWD};
-use nix::sys::stat::SFlag;
-use nix::unistd::{faccessat, geteuid, AccessFlags};
 
 use crate::Error;
 
@@ -19,7 +14,7 @@ pub(crate) fn file_name(name: &OsStr, enforce_suffix: bool) -> Result<OsString, 
         name: name.to_os_string(),
         reason,
     };
-    let bytes = name.as_bytes();
+    let bytes = name.as_encoded_bytes();
     if bytes.is_empty() {
         return Err(invalid("it is empty"));
     }
@@ -32,11 +27,47 @@ pub(crate) fn file_name(name: &OsStr, enforce_suffix: bool) -> Result<OsString, 
     if bytes.contains(&0) {
         return Err(invalid("it contains a NUL byte"));
     }
+    #[cfg(windows)]
+    windows_rules(bytes).map_err(invalid)?;
     let mut file_name = name.to_os_string();
     if enforce_suffix && !bytes.ends_with(SUFFIX.as_bytes()) {
         file_name.push(SUFFIX);
     }
     Ok(file_name)
+}
+
+/// What else Windows refuses in a file name: its other separators and
+/// reserved characters, and the names of devices (`NUL`, `CON.pid`), which
+/// open the device wherever they are.
+#[cfg(windows)]
+fn windows_rules(bytes: &[u8]) -> Result<(), &'static str> {
+    if bytes.contains(&b'\\') {
+        return Err("it contains '\\'");
+    }
+    if bytes
+        .iter()
+        .any(|byte| b"<>:\"|?*".contains(byte) || *byte < 0x20)
+    {
+        return Err("it contains a character Windows reserves (<>:\"|?* or a control character)");
+    }
+    if bytes.ends_with(b".") || bytes.ends_with(b" ") {
+        return Err("it ends with '.' or a space, which Windows drops");
+    }
+    let stem = bytes.split(|byte| *byte == b'.').next().unwrap_or(bytes);
+    let stem = stem.trim_ascii_end().to_ascii_uppercase();
+    let numbered = |prefix: &[u8]| {
+        stem.strip_prefix(prefix)
+            .is_some_and(|number| matches!(number, [b'1'..=b'9'] | [0xc2, 0xb9 | 0xb2 | 0xb3]))
+    };
+    let device = matches!(
+        &stem[..],
+        b"CON" | b"PRN" | b"AUX" | b"NUL" | b"CONIN$" | b"CONOUT$"
+    ) || numbered(b"COM")
+        || numbered(b"LPT");
+    if device {
+        return Err("it names a Windows device");
+    }
+    Ok(())
 }
 
 /// The file name of `argv[0]`: the name a program is known by.
@@ -52,76 +83,10 @@ pub(crate) enum DefaultDir {
     Run(PathBuf),
     /// The effective user's own directory in the temporary directory, made
     /// `0700` when missing: the shared temporary directory itself would let
-    /// any other user take the name first.
+    /// any other user take the name first. Unix only: Windows gives each
+    /// user a temporary directory of their own.
+    #[cfg_attr(windows, allow(dead_code))]
     Private(PathBuf),
-}
-
-/// The directory used when none is given: the first of the usual run
-/// directories that the effective user can write and search, else that
-/// user's private directory in the temporary directory.
-pub(crate) fn default_dir(force_tmpdir: bool) -> DefaultDir {
-    let private = || DefaultDir::Private(private_dir());
-    if force_tmpdir {
-        return private();
-    }
-    let euid = geteuid();
-    [
-        PathBuf::from(format!("/run/user/{euid}")),
-        PathBuf::from(format!("/var/run/user/{euid}")),
-        PathBuf::from("/run"),
-        PathBuf::from("/var/run"),
-    ]
-    .into_iter()
-    .find(|dir| is_usable_dir(dir))
-    .map_or_else(private, DefaultDir::Run)
-}
-
-/// `pidfile-<euid>` in the temporary directory.
-pub(crate) fn private_dir() -> PathBuf {
-    temp_dir().join(format!("pidfile-{}", geteuid()))
-}
-
-/// The temporary directory; `/tmp` in a set-user-id or set-group-id
-/// process, which must not let the user who runs it choose (as
-/// `secure_getenv` ignores `TMPDIR` there).
-fn temp_dir() -> PathBuf {
-    if runs_with_borrowed_privilege() {
-        PathBuf::from("/tmp")
-    } else {
-        std::env::temp_dir()
-    }
-}
-
-fn runs_with_borrowed_privilege() -> bool {
-    #[cfg(any(target_os = "linux", target_os = "android"))]
-    {
-        // SAFETY: getauxval has no preconditions.
-        unsafe { nix::libc::getauxval(nix::libc::AT_SECURE) != 0 }
-    }
-    #[cfg(not(any(target_os = "linux", target_os = "android")))]
-    {
-        nix::unistd::getuid() != geteuid() || nix::unistd::getgid() != nix::unistd::getegid()
-    }
-}
-
-fn is_usable_dir(dir: &Path) -> bool {
-    let is_dir = nix::sys::stat::stat(dir)
-        .map(|stat| SFlag::from_bits_truncate(stat.st_mode) & SFlag::S_IFMT == SFlag::S_IFDIR)
-        .unwrap_or(false);
-    // AT_EACCESS: a set-user-id program must be judged by who it runs as.
-    // Android's bionic has no AT_EACCESS, and no set-user-id programs.
-    #[cfg(not(target_os = "android"))]
-    let by_whom = AtFlags::AT_EACCESS;
-    #[cfg(target_os = "android")]
-    let by_whom = AtFlags::empty();
-    is_dir
-        && faccessat(
-            AT_FDCWD,
-            dir,
-            AccessFlags::W_OK | AccessFlags::X_OK,
-            by_whom,
-        )
-        .is_ok()
 }
 
 #[cfg(test)]
@@ -153,19 +118,5 @@ mod tests {
         assert_eq!(name("a/b", true), Err("it contains '/'"));
         assert_eq!(name("/etc/passwd", true), Err("it contains '/'"));
         assert_eq!(name("a\0b", true), Err("it contains a NUL byte"));
-    }
-
-    #[test]
-    fn forced_tmpdir_is_this_user_s_private_directory_in_it() {
-        let expected = std::env::temp_dir().join(format!("pidfile-{}", geteuid()));
-        assert_eq!(default_dir(true), DefaultDir::Private(expected));
-    }
-
-    #[test]
-    fn default_dir_is_a_writable_run_directory_or_the_private_one() {
-        match default_dir(false) {
-            DefaultDir::Run(dir) => assert!(is_usable_dir(&dir), "{dir:?}"),
-            DefaultDir::Private(dir) => assert_eq!(dir, private_dir()),
-        }
     }
 }

@@ -83,7 +83,7 @@ impl fmt::Display for Pid {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, unix))]
 mod tests {
     use super::*;
 

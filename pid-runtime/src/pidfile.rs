@@ -1,32 +1,16 @@
-use std::ffi::{CString, OsString};
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::os::unix::ffi::OsStrExt;
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use nix::libc;
-use nix::sys::stat::{FileStat, Mode};
-use nix::unistd::{Gid, Uid};
-
-use crate::cleanup::{self, Critical, Entry, TermSignal};
-use crate::file::{self, Head, Opened};
-use crate::lock::{self, Exclusive};
+use crate::imp;
 use crate::path::{self, DefaultDir};
-use crate::process::current_pid;
-use crate::trust::{self, Judged};
-use crate::verdict::{self, Seen, Verdict};
+use crate::term_signal::TermSignal;
 use crate::wait::Watch;
 use crate::{Error, Pid, PidFileGuard};
 
 /// The mode a new pidfile gets, whatever the umask.
-const DEFAULT_MODE: u32 = 0o644;
-
-/// How long one acquisition or check may spend on what others do to the
-/// file: waiting out readers' shared locks, and opening again a file that
-/// was replaced between open and lock. Each retry means another process
-/// released or replaced the file in that instant.
-const PATIENCE: Duration = Duration::from_secs(1);
+pub(crate) const DEFAULT_MODE: u32 = 0o644;
 
 /// A pidfile: where it lives and how to take it.
 ///
@@ -53,35 +37,37 @@ const PATIENCE: Duration = Duration::from_secs(1);
 #[derive(Debug, Clone)]
 #[must_use = "a PidFile does nothing until it is acquired or checked"]
 pub struct PidFile {
-    name: OsString,
-    dir: Option<PathBuf>,
-    enforce_pid_suffix: bool,
-    mode: u32,
-    owner: (Option<u32>, Option<u32>),
-    allow_same_pid: bool,
-    term_signal: TermSignal,
-    force_tmpdir: bool,
-    allow_insecure_dir: bool,
-    resolved: OnceLock<Resolved>,
+    pub(crate) name: OsString,
+    pub(crate) dir: Option<PathBuf>,
+    pub(crate) enforce_pid_suffix: bool,
+    pub(crate) mode: u32,
+    pub(crate) owner: (Option<u32>, Option<u32>),
+    pub(crate) allow_same_pid: bool,
+    pub(crate) term_signal: TermSignal,
+    pub(crate) force_tmpdir: bool,
+    pub(crate) allow_insecure_dir: bool,
+    pub(crate) resolved: OnceLock<Resolved>,
 }
 
 /// Where a [`PidFile`] is, found once.
 #[derive(Debug, Clone)]
-struct Resolved {
-    path: PathBuf,
+pub(crate) struct Resolved {
+    pub(crate) path: PathBuf,
     /// The user's private directory in the temporary directory.
-    private_dir: bool,
-    /// Set once the way to the directory was judged safe.
-    trusted: OnceLock<()>,
-    real: file::RealFileSystem,
+    #[cfg_attr(windows, allow(dead_code))]
+    pub(crate) private_dir: bool,
+    /// What this system learnt of the way to it.
+    #[cfg_attr(windows, allow(dead_code))]
+    pub(crate) known: imp::Known,
 }
 
 impl Resolved {
-    fn dir(&self) -> &Path {
+    pub(crate) fn dir(&self) -> &Path {
         self.path.parent().unwrap_or(Path::new("/"))
     }
 
-    fn dir_mode(&self) -> u32 {
+    #[cfg_attr(windows, allow(dead_code))]
+    pub(crate) fn dir_mode(&self) -> u32 {
         if self.private_dir {
             0o700
         } else {
@@ -173,6 +159,10 @@ impl PidFile {
     /// someone else, since in the shared temporary directory itself any
     /// other user could take the name first. A set-user-id or set-group-id
     /// program ignores `TMPDIR` there and uses `/tmp`.
+    ///
+    /// On Windows the default is the user's application data (`%APPDATA%`),
+    /// as Python `pid` has it, or the user's own temporary directory with
+    /// [`force_tmpdir`](Self::force_tmpdir).
     pub fn dir(self, dir: impl Into<PathBuf>) -> PidFile {
         self.reconfigured(|pidfile| pidfile.dir = Some(dir.into()))
     }
@@ -185,6 +175,10 @@ impl PidFile {
     /// The file's permission bits (default `0o644`), applied exactly: the
     /// umask does not mask them. Bits beyond `0o7777` give
     /// [`Error::InvalidMode`] at acquisition.
+    ///
+    /// Unix only: on Windows, any other mode than the default gives
+    /// [`Error::Unsupported`], as Python `pid` raises
+    /// `PidFileConfigurationError` there.
     pub fn mode(self, mode: u32) -> PidFile {
         self.reconfigured(|pidfile| pidfile.mode = mode)
     }
@@ -192,6 +186,8 @@ impl PidFile {
     /// Changes the file's owner and group, by user and group id, at
     /// acquisition (default: leave them as created). Changing the owner
     /// usually needs privilege.
+    ///
+    /// Unix only: on Windows, setting either gives [`Error::Unsupported`].
     pub fn owner(self, uid: Option<u32>, gid: Option<u32>) -> PidFile {
         self.reconfigured(|pidfile| pidfile.owner = (uid, gid))
     }
@@ -233,6 +229,10 @@ impl PidFile {
     /// [`acquire`](Self::acquire) and [`check`](Self::check) give
     /// [`Error::InsecureDirectory`] naming the culprit. The check runs once
     /// per `PidFile`, at its first acquisition or check.
+    ///
+    /// On Windows, where rights are access control lists, there is no such
+    /// check and this option changes nothing: keep pidfiles in a directory
+    /// of the user's own, as the default one is.
     pub fn allow_insecure_dir(self, yes: bool) -> PidFile {
         self.reconfigured(|pidfile| pidfile.allow_insecure_dir = yes)
     }
@@ -259,7 +259,7 @@ impl PidFile {
         self.resolved().map(|resolved| resolved.path.clone())
     }
 
-    fn resolved(&self) -> Result<&Resolved, Error> {
+    pub(crate) fn resolved(&self) -> Result<&Resolved, Error> {
         if let Some(resolved) = self.resolved.get() {
             return Ok(resolved);
         }
@@ -273,7 +273,7 @@ impl PidFile {
                 })?;
                 (dir, false)
             }
-            None => match path::default_dir(self.force_tmpdir) {
+            None => match imp::default_dir(self.force_tmpdir) {
                 DefaultDir::Run(dir) => (dir, false),
                 DefaultDir::Private(dir) => (dir, true),
             },
@@ -281,47 +281,8 @@ impl PidFile {
         Ok(self.resolved.get_or_init(|| Resolved {
             path: dir.join(file_name),
             private_dir,
-            trusted: OnceLock::new(),
-            real: file::RealFileSystem::default(),
+            known: imp::Known::default(),
         }))
-    }
-
-    /// Judges the way to the directory once per `PidFile`, creating the
-    /// directory when `create` says so. False when it does not exist.
-    fn trusted_dir(&self, resolved: &Resolved, create: bool) -> Result<bool, Error> {
-        if resolved.trusted.get().is_some() {
-            return Ok(true);
-        }
-        let dir = resolved.dir();
-        let judge = || -> Result<Judged, Error> {
-            if resolved.private_dir {
-                trust::judge_private_dir(dir)?;
-            }
-            if self.allow_insecure_dir {
-                return Ok(if dir.is_dir() {
-                    Judged::Whole
-                } else {
-                    Judged::UpToMissing
-                });
-            }
-            trust::judge_dir(dir)
-        };
-        let mut judged = judge()?;
-        if judged == Judged::UpToMissing && create {
-            file::create_dir(dir, resolved.dir_mode())?;
-            // Judged again: someone may have made the missing part first.
-            judged = judge()?;
-        }
-        if judged == Judged::Whole {
-            let _ = resolved.trusted.set(());
-        }
-        Ok(judged == Judged::Whole)
-    }
-
-    /// Whether a file owned by `uid` may be taken over: it is the effective
-    /// user's, or the owner this `PidFile` gives its files.
-    fn may_own(&self, uid: u32) -> bool {
-        uid == nix::unistd::geteuid().as_raw() || self.owner.0 == Some(uid)
     }
 
     /// Takes the pidfile: locks it, judges what it held, and writes this
@@ -355,23 +316,7 @@ impl PidFile {
     /// over. An acquisition that fails removes the file it created, and
     /// leaves a file it did not create as it found it.
     pub fn acquire(&self) -> Result<PidFileGuard, Error> {
-        if self.mode & !0o7777 != 0 {
-            return Err(Error::InvalidMode { mode: self.mode });
-        }
-        let resolved = self.resolved()?;
-        self.trusted_dir(resolved, true)?;
-        let path = &resolved.path;
-        let me = current_pid();
-        let deadline = Instant::now() + PATIENCE;
-        let _critical = Critical::enter();
-        loop {
-            if let Some(guard) = self.try_acquire(resolved, me, deadline)? {
-                return Ok(guard);
-            }
-            if Instant::now() >= deadline {
-                return Err(Error::KeptChanging { path: path.clone() });
-            }
-        }
+        imp::acquire(self)
     }
 
     /// Takes the pidfile as [`acquire`](Self::acquire) does, waiting for at
@@ -461,168 +406,6 @@ impl PidFile {
         }
     }
 
-    /// One attempt; `None` when the file changed under it and the path must
-    /// be opened again.
-    fn try_acquire(
-        &self,
-        resolved: &Resolved,
-        me: Pid,
-        deadline: Instant,
-    ) -> Result<Option<PidFileGuard>, Error> {
-        let path = &resolved.path;
-        let opened =
-            file::open_for_acquire(path, self.mode, |uid| self.may_own(uid), &resolved.real)?;
-        let (fd, seen) = match opened {
-            Opened::Created(fd) => (fd, None),
-            Opened::Existing { fd, seen } => (fd, Some(seen)),
-            Opened::NotOurs { fd, seen, reason } => {
-                return refuse_not_ours(path, fd.as_fd(), &seen, reason)
-            }
-            Opened::Vanished => return Ok(None),
-            Opened::NoDirectory => {
-                file::create_dir(resolved.dir(), resolved.dir_mode())?;
-                return Ok(None);
-            }
-        };
-        match lock::lock_exclusive(fd.as_fd(), deadline)
-            .map_err(|error| Error::io(path, "lock", error))?
-        {
-            Exclusive::Taken => {}
-            Exclusive::Held => return self.refuse_held(path, fd.as_fd(), me),
-            Exclusive::Shared => return Err(Error::HeldForReading { path: path.clone() }),
-        }
-        match self.take_locked(path, fd.as_fd(), seen, me) {
-            Ok(Some((stat, len))) => Ok(Some(self.hold(path, me, fd, &stat, len))),
-            other => {
-                // Not just close: a process another thread forked meanwhile
-                // holds a copy of the descriptor until its exec, and with it
-                // the lock, which belongs to the open file.
-                lock::unlock(fd.as_fd());
-                other.map(|_| None)
-            }
-        }
-    }
-
-    /// Makes a file this attempt has locked this process's: its identity and
-    /// the length written, or `None` when the path names another file now.
-    fn take_locked(
-        &self,
-        path: &Path,
-        fd: BorrowedFd<'_>,
-        seen: Option<FileStat>,
-        me: Pid,
-    ) -> Result<Option<(FileStat, u64)>, Error> {
-        let Some(stat) = file::linked_stat(path, fd)? else {
-            return Ok(None);
-        };
-        if seen.is_some_and(|seen| !file::same_file(&seen, &stat))
-            || !file::still_at_path(path, &stat)?
-        {
-            return Ok(None);
-        }
-        let created = seen.is_none();
-        match self.take(path, fd, &stat, created, me) {
-            Ok(len) => Ok(Some((stat, len))),
-            Err(error) => {
-                if created {
-                    // Still locked by us, so still ours: nobody else wrote it.
-                    let _ = cleanup::remove_if_same(&entry(path, &stat, me));
-                }
-                Err(error)
-            }
-        }
-    }
-
-    /// Answers a lock held by another descriptor.
-    fn refuse_held(
-        &self,
-        path: &Path,
-        fd: BorrowedFd<'_>,
-        me: Pid,
-    ) -> Result<Option<PidFileGuard>, Error> {
-        if self.allow_same_pid {
-            let stat =
-                nix::sys::stat::fstat(fd).map_err(|error| Error::io(path, "inspect", error))?;
-            if cleanup::holds(stat.st_dev, stat.st_ino, me) {
-                return Ok(Some(PidFileGuard::sharing(path.to_path_buf(), me)));
-            }
-        }
-        Err(Error::AlreadyLocked {
-            path: path.to_path_buf(),
-            pid: lock::holder_pid(fd),
-        })
-    }
-
-    /// Judges the old content of a locked file, then makes it this
-    /// process's; returns the length written. On failure a file that was
-    /// there before is put back as it was.
-    fn take(
-        &self,
-        path: &Path,
-        fd: BorrowedFd<'_>,
-        stat: &FileStat,
-        created: bool,
-        me: Pid,
-    ) -> Result<u64, Error> {
-        let old = if created && stat.st_size == 0 {
-            None
-        } else {
-            let head = Head::read(fd).map_err(|error| Error::io(path, "read", error))?;
-            match verdict::judge(path, &head, stat)? {
-                Verdict::Stale { .. } => {}
-                Verdict::Alive { pid } if pid == me && self.allow_same_pid => {}
-                Verdict::Alive { pid } => {
-                    return Err(Error::AlreadyRunning {
-                        path: path.to_path_buf(),
-                        pid,
-                    })
-                }
-            }
-            Some(head)
-        };
-        let restore = Restore {
-            fd,
-            stat,
-            old: old.as_ref(),
-        };
-        self.set_owner_and_mode(path, fd, stat)
-            .inspect_err(|_| restore.owner_and_mode())?;
-        let old_len = old.as_ref().map_or(0, |head| head.bytes().len() as u64);
-        file::write_pid(path, fd, old_len, me).inspect_err(|_| {
-            restore.content();
-            restore.owner_and_mode();
-        })
-    }
-
-    /// Gives the file the owner and mode asked for, changing only what
-    /// differs.
-    fn set_owner_and_mode(
-        &self,
-        path: &Path,
-        fd: BorrowedFd<'_>,
-        stat: &FileStat,
-    ) -> Result<(), Error> {
-        let (uid, gid) = self.owner;
-        let uid = uid.filter(|&uid| uid != stat.st_uid).map(Uid::from_raw);
-        let gid = gid.filter(|&gid| gid != stat.st_gid).map(Gid::from_raw);
-        if uid.is_some() || gid.is_some() {
-            nix::unistd::fchown(fd, uid, gid).map_err(|error| Error::io(path, "chown", error))?;
-        }
-        // After chown, which may clear the set-id bits. mode_t is 16 bits
-        // wide on some systems.
-        #[allow(clippy::unnecessary_cast)]
-        if stat.st_mode as u32 & 0o7777 != self.mode || uid.is_some() || gid.is_some() {
-            let mode = Mode::from_bits_retain(self.mode as libc::mode_t);
-            nix::sys::stat::fchmod(fd, mode).map_err(|error| Error::io(path, "chmod", error))?;
-        }
-        Ok(())
-    }
-
-    fn hold(&self, path: &Path, me: Pid, file: OwnedFd, stat: &FileStat, len: u64) -> PidFileGuard {
-        let registration = cleanup::register(entry(path, stat, me), self.term_signal);
-        PidFileGuard::owning(path.to_path_buf(), me, file, registration, len)
-    }
-
     /// Looks at the pidfile and says what [`acquire`](Self::acquire) would
     /// meet, without taking, writing, truncating or removing anything.
     ///
@@ -655,29 +438,7 @@ impl PidFile {
     /// [`Error::KeptChanging`], and the errors of name, directory and
     /// system calls.
     pub fn check(&self) -> Result<Status, Error> {
-        let resolved = self.resolved()?;
-        if !self.trusted_dir(resolved, false)? {
-            return Ok(Status::NotRunning);
-        }
-        let path = &resolved.path;
-        let deadline = Instant::now() + PATIENCE;
-        loop {
-            let Some((fd, seen)) = file::open_for_check(path, &resolved.real)? else {
-                return Ok(Status::NotRunning);
-            };
-            if let Some(stat) = file::linked_stat(path, fd.as_fd())? {
-                if file::same_file(&seen, &stat) {
-                    return Ok(match verdict::look(path, fd.as_fd(), &stat)? {
-                        Seen::Held { pid } => Status::Running { pid },
-                        Seen::Alive { pid } => Status::Running { pid: Some(pid) },
-                        Seen::Stale { pid } => Status::Stale { pid },
-                    });
-                }
-            }
-            if Instant::now() >= deadline {
-                return Err(Error::KeptChanging { path: path.clone() });
-            }
-        }
+        imp::check(self)
     }
 }
 
@@ -689,77 +450,3 @@ enum Attempt<B> {
     Done(Error),
 }
 use Attempt::{Busy, Done};
-
-/// Answers a file that this user may not take over, judged without its lock.
-fn refuse_not_ours(
-    path: &Path,
-    fd: BorrowedFd<'_>,
-    seen: &FileStat,
-    reason: &'static str,
-) -> Result<Option<PidFileGuard>, Error> {
-    let Some(stat) = file::linked_stat(path, fd)? else {
-        return Ok(None);
-    };
-    if !file::same_file(seen, &stat) {
-        return Ok(None);
-    }
-    let path = path.to_path_buf();
-    Err(match verdict::look(&path, fd, &stat)? {
-        Seen::Held { pid } => Error::AlreadyLocked { path, pid },
-        Seen::Alive { pid } => Error::AlreadyRunning { path, pid },
-        Seen::Stale { pid } => Error::CannotTakeOver {
-            path,
-            owner: stat.st_uid,
-            pid,
-            reason,
-        },
-    })
-}
-
-fn entry(path: &Path, stat: &FileStat, me: Pid) -> Entry {
-    Entry {
-        // The name was checked for NUL; a directory given with one could
-        // not have been opened.
-        path: CString::new(path.as_os_str().as_bytes()).expect("an opened path has no NUL"),
-        dev: stat.st_dev,
-        ino: stat.st_ino,
-        pid: me,
-    }
-}
-
-/// How to put back a file that was there before a failed acquisition:
-/// its content, owner and mode.
-struct Restore<'a> {
-    fd: BorrowedFd<'a>,
-    stat: &'a FileStat,
-    old: Option<&'a Head>,
-}
-
-impl Restore<'_> {
-    // Best effort: the acquisition's own error is what the caller reports.
-    // A fresh file has nothing to restore: it is removed.
-
-    fn content(&self) {
-        if let Some(old) = self.old {
-            let _ = nix::unistd::ftruncate(self.fd, 0);
-            let _ = nix::sys::uio::pwrite(self.fd, old.bytes(), 0);
-        }
-    }
-
-    fn owner_and_mode(&self) {
-        if self.old.is_none() {
-            return;
-        }
-        let _ = nix::unistd::fchown(
-            self.fd,
-            Some(Uid::from_raw(self.stat.st_uid)),
-            Some(Gid::from_raw(self.stat.st_gid)),
-        );
-        // mode_t is 16 bits wide on some systems.
-        #[allow(clippy::unnecessary_cast)]
-        let _ = nix::sys::stat::fchmod(
-            self.fd,
-            Mode::from_bits_retain(self.stat.st_mode as libc::mode_t & 0o7777),
-        );
-    }
-}

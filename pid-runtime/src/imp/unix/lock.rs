@@ -14,7 +14,7 @@ use nix::libc;
 use nix::sys::stat::FileStat;
 
 use crate::content::Content;
-use crate::file::Head;
+use crate::imp::file::Head;
 
 /// Pauses between reads of a file whose holder has locked it but not yet
 /// written its pid: about 16 ms in all.

@@ -19,30 +19,7 @@ use std::sync::{Mutex, Once};
 
 use nix::libc;
 
-use crate::Pid;
-
-/// Whether a SIGTERM handler removes held pidfiles before the process dies.
-///
-/// The handler removes the files this process holds, restores SIGTERM's
-/// default action and raises it again, so the process still dies of SIGTERM
-/// as its parent expects. It is installed once per process, at the first
-/// acquisition that asks for it.
-///
-/// A program or runtime that installs its own SIGTERM handler later
-/// (`tokio::signal`, signal-hook, ctrlc) takes over: when that handler calls
-/// ours as "the previous handler", ours does nothing, the program's own
-/// shutdown runs, and its guards remove the files as they drop.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum TermSignal {
-    /// Install the handler only when SIGTERM has its default action, so a
-    /// program (or runtime) that handles SIGTERM itself keeps its handler.
-    #[default]
-    Auto,
-    /// Install the handler in place of any other.
-    Always,
-    /// Leave SIGTERM alone.
-    Never,
-}
+use crate::{Pid, TermSignal};
 
 /// A held pidfile, as the handlers need it: a ready C path and the identity
 /// of the locked inode, so that a file someone put in its place is spared.

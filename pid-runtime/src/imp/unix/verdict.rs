@@ -6,9 +6,10 @@ use std::path::Path;
 use crate::Pid;
 use nix::sys::stat::FileStat;
 
-use crate::file::Head;
-use crate::liveness::{self, Liveness};
-use crate::{lock, Error};
+use crate::imp::file::Head;
+use crate::imp::liveness::{self, Liveness};
+use crate::imp::lock;
+use crate::Error;
 
 /// What the content of a file that nobody else holds says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,0 +1,328 @@
+//! The Windows backend with real processes: this test binary started again
+//! as a holder, contention between processes, a holder ended by
+//! `taskkill /F`, cleanup at exit, and files that are not pidfiles.
+#![cfg(windows)]
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdout, Command, Stdio};
+
+use pid_runtime::{Error, FileKind, Pid, PidFile, Status};
+
+/// A fresh directory for one test, removed when dropped.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(test: &str) -> TempDir {
+        let dir = std::env::temp_dir().join(format!("pid-windows-{test}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// How a holder ends once its standard input says so.
+const DROP: &str = "drop";
+const EXIT: &str = "exit";
+
+/// Another process holding `contended.pid` in `dir`, once it said so.
+struct Holder {
+    child: Child,
+    pid: Pid,
+    _stdout: BufReader<ChildStdout>,
+}
+
+impl Holder {
+    fn start(dir: &Path, end: &str) -> Holder {
+        let mut child = Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "holder_process",
+                "--ignored",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env("PIDFILE_HOLDER_DIR", dir)
+            .env("PIDFILE_HOLDER_END", end)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        let pid = loop {
+            line.clear();
+            assert_ne!(
+                stdout.read_line(&mut line).unwrap(),
+                0,
+                "the holder ended before holding"
+            );
+            // libtest may have written "test holder_process ... " first.
+            if let Some((_, pid)) = line.trim().rsplit_once("held ") {
+                break Pid::from_raw(pid.parse().unwrap());
+            }
+        };
+        assert_eq!(pid.as_raw(), child.id());
+        Holder {
+            child,
+            pid,
+            _stdout: stdout,
+        }
+    }
+
+    /// Tells the holder to end as it was started to, and waits for it.
+    fn end(mut self) {
+        let mut stdin = self.child.stdin.take().unwrap();
+        stdin.write_all(b"end\n").unwrap();
+        drop(stdin);
+        assert!(self.child.wait().unwrap().success());
+    }
+}
+
+fn contended(dir: &Path) -> PidFile {
+    PidFile::new("contended").dir(dir)
+}
+
+/// Run by [`Holder::start`] in a process of its own.
+#[test]
+#[ignore = "the holder process of the other tests, started by them"]
+fn holder_process() {
+    let dir = std::env::var_os("PIDFILE_HOLDER_DIR").expect("started by Holder::start");
+    let end = std::env::var("PIDFILE_HOLDER_END").unwrap();
+    let guard = contended(Path::new(&dir)).acquire().unwrap();
+    println!("held {}", guard.pid());
+    std::io::stdout().flush().unwrap();
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line).unwrap();
+    if end == EXIT {
+        // Ends the process with the guard still alive.
+        std::process::exit(0);
+    }
+    drop(guard);
+}
+
+#[test]
+fn a_second_process_is_refused_with_the_holders_pid_which_stays_readable() {
+    let dir = TempDir::new("contended");
+    let holder = Holder::start(&dir.0, DROP);
+    let path = contended(&dir.0).path().unwrap();
+
+    match contended(&dir.0).acquire() {
+        Err(Error::AlreadyLocked { pid, .. }) => assert_eq!(pid, Some(holder.pid)),
+        other => panic!("expected AlreadyLocked, got {other:?}"),
+    }
+    assert_eq!(
+        contended(&dir.0).check().unwrap(),
+        Status::Running {
+            pid: Some(holder.pid)
+        }
+    );
+    // Any reader, not just this library, reads the pid while it is held.
+    assert_eq!(
+        std::fs::read_to_string(&path).unwrap(),
+        format!("{}\n", holder.pid)
+    );
+
+    holder.end();
+    assert!(!path.exists(), "the holder's drop removes the file");
+    assert_eq!(contended(&dir.0).check().unwrap(), Status::NotRunning);
+    let guard = contended(&dir.0).acquire().unwrap();
+    assert_eq!(
+        std::fs::read_to_string(&path).unwrap(),
+        format!("{}\n", std::process::id())
+    );
+    drop(guard);
+}
+
+#[test]
+fn a_holder_ended_by_taskkill_leaves_a_stale_file_that_is_taken_over() {
+    let dir = TempDir::new("taskkill");
+    let mut holder = Holder::start(&dir.0, DROP);
+    let path = contended(&dir.0).path().unwrap();
+
+    let killed = Command::new("taskkill")
+        .args(["/F", "/PID", &holder.pid.to_string()])
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(killed.success(), "taskkill: {killed}");
+    holder.child.wait().unwrap();
+
+    assert_eq!(
+        std::fs::read_to_string(&path).unwrap(),
+        format!("{}\n", holder.pid)
+    );
+    assert_eq!(
+        contended(&dir.0).check().unwrap(),
+        Status::Stale {
+            pid: Some(holder.pid)
+        }
+    );
+    let guard = contended(&dir.0).acquire().unwrap();
+    assert_eq!(
+        std::fs::read_to_string(&path).unwrap(),
+        format!("{}\n", std::process::id())
+    );
+    guard.release().unwrap();
+    assert!(!path.exists());
+}
+
+/// Whether Wine runs this test rather than Windows: ntdll exports
+/// `wine_get_version` there.
+fn under_wine() -> bool {
+    use windows_sys::Win32::System::LibraryLoader::{GetModuleHandleA, GetProcAddress};
+    // SAFETY: NUL-terminated names; ntdll is loaded in every process.
+    unsafe {
+        let ntdll = GetModuleHandleA(c"ntdll.dll".as_ptr().cast());
+        !ntdll.is_null() && GetProcAddress(ntdll, c"wine_get_version".as_ptr().cast()).is_some()
+    }
+}
+
+/// Windows runs the library's TLS callback as a process ends by `exit`,
+/// which removes the file. Wine 8 does not run an executable's TLS
+/// callbacks then: there the file stays, unlocked and naming a process
+/// that is gone, and is taken over as stale.
+#[test]
+fn a_holder_that_exits_without_dropping_leaves_no_file_that_blocks() {
+    let dir = TempDir::new("exit");
+    let holder = Holder::start(&dir.0, EXIT);
+    let gone = holder.pid;
+    let path = contended(&dir.0).path().unwrap();
+    assert!(path.exists());
+    holder.end();
+    if under_wine() {
+        assert_eq!(
+            contended(&dir.0).check().unwrap(),
+            Status::Stale { pid: Some(gone) }
+        );
+        drop(
+            contended(&dir.0)
+                .acquire()
+                .expect("a stale file is taken over"),
+        );
+    } else {
+        assert!(!path.exists(), "std::process::exit left {}", path.display());
+    }
+}
+
+#[test]
+fn a_second_acquisition_in_this_process_is_refused_unless_same_pid_is_allowed() {
+    let dir = TempDir::new("same-process");
+    let pidfile = PidFile::new("job").dir(&dir.0);
+    let guard = pidfile.acquire().unwrap();
+    match pidfile.acquire() {
+        Err(Error::AlreadyLocked { pid, .. }) => assert_eq!(pid, Some(Pid::current())),
+        other => panic!("expected AlreadyLocked, got {other:?}"),
+    }
+    let shared = pidfile.clone().allow_same_pid(true).acquire().unwrap();
+    assert!(!shared.owns_file());
+    drop(shared);
+    assert!(guard.path().exists(), "a sharing guard removes nothing");
+    drop(guard);
+    assert!(!pidfile.path().unwrap().exists());
+}
+
+#[test]
+fn a_released_file_can_be_taken_again_while_a_reader_keeps_it_open() {
+    let dir = TempDir::new("reader");
+    let pidfile = PidFile::new("job").dir(&dir.0);
+    for _ in 0..3 {
+        let guard = pidfile.acquire().unwrap();
+        // A reader that shares nothing but reading and writing, as most do.
+        let reader = std::fs::File::open(guard.path()).unwrap();
+        guard.release().unwrap();
+        let again = pidfile.acquire().unwrap();
+        drop(reader);
+        drop(again);
+    }
+}
+
+#[test]
+fn unix_options_are_refused_with_a_clear_error() {
+    let dir = TempDir::new("options");
+    for (pidfile, option) in [
+        (PidFile::new("job").dir(&dir.0).mode(0o600), "mode"),
+        (
+            PidFile::new("job").dir(&dir.0).owner(Some(0), None),
+            "owner",
+        ),
+    ] {
+        let error = pidfile.acquire().unwrap_err();
+        assert!(
+            matches!(&error, Error::Unsupported { option: named, .. } if *named == option),
+            "{error:?}"
+        );
+        assert_eq!(
+            error.to_string(),
+            format!("the pidfile option `{option}` is not supported on Windows")
+        );
+    }
+    assert!(!dir.0.join("job.pid").exists());
+}
+
+#[test]
+fn what_is_not_a_pidfile_is_refused_and_left_as_it_was() {
+    let dir = TempDir::new("hostile");
+    let text = "# settings\nkey = value\n";
+    std::fs::write(dir.0.join("config.pid"), text).unwrap();
+    std::fs::create_dir(dir.0.join("folder.pid")).unwrap();
+
+    let config = PidFile::new("config").dir(&dir.0);
+    assert!(matches!(config.acquire(), Err(Error::Unreadable { .. })));
+    assert!(matches!(config.check(), Err(Error::Unreadable { .. })));
+    assert_eq!(
+        std::fs::read_to_string(dir.0.join("config.pid")).unwrap(),
+        text
+    );
+
+    let folder = PidFile::new("folder").dir(&dir.0);
+    assert!(matches!(
+        folder.acquire(),
+        Err(Error::NotARegularFile {
+            kind: FileKind::Directory,
+            ..
+        })
+    ));
+    assert!(dir.0.join("folder.pid").is_dir());
+
+    for device in ["NUL", "con", "COM1", "lpt9.log"] {
+        let error = PidFile::new(device).dir(&dir.0).acquire().unwrap_err();
+        assert!(
+            matches!(error, Error::InvalidName { .. }),
+            "{device}: {error:?}"
+        );
+    }
+}
+
+#[test]
+fn a_stale_file_naming_a_dead_process_is_taken_over() {
+    let dir = TempDir::new("stale");
+    let mut exited = Command::new(std::env::current_exe().unwrap())
+        .args(["--list"])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let gone = exited.id();
+    exited.wait().unwrap();
+    let path = dir.0.join("job.pid");
+    std::fs::write(&path, format!("{gone}\n")).unwrap();
+    let pidfile = PidFile::new("job").dir(&dir.0);
+    assert_eq!(
+        pidfile.check().unwrap(),
+        Status::Stale {
+            pid: Some(Pid::from_raw(gone))
+        }
+    );
+    let guard = pidfile.acquire().unwrap();
+    assert_eq!(
+        std::fs::read_to_string(&path).unwrap(),
+        format!("{}\n", std::process::id())
+    );
+    drop(guard);
+}
