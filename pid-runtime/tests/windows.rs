@@ -30,6 +30,8 @@ impl Drop for TempDir {
 /// How a holder ends once its standard input says so.
 const DROP: &str = "drop";
 const EXIT: &str = "exit";
+/// A holder that instead contends in a loop, and reports.
+const CHURN: &str = "churn";
 
 /// Another process holding `contended.pid` in `dir`, once it said so.
 struct Holder {
@@ -95,6 +97,9 @@ fn contended(dir: &Path) -> PidFile {
 fn holder_process() {
     let dir = std::env::var_os("PIDFILE_HOLDER_DIR").expect("started by Holder::start");
     let end = std::env::var("PIDFILE_HOLDER_END").unwrap();
+    if end == CHURN {
+        return churn(Path::new(&dir));
+    }
     let guard = contended(Path::new(&dir)).acquire().unwrap();
     println!("held {}", guard.pid());
     std::io::stdout().flush().unwrap();
@@ -105,6 +110,112 @@ fn holder_process() {
         std::process::exit(0);
     }
     drop(guard);
+}
+
+/// Takes and releases `contended.pid` in a loop; while holding, creates a
+/// marker that only one process at a time can create. Prints the counts.
+fn churn(dir: &Path) {
+    let cycles: usize = std::env::var("PIDFILE_WINDOWS_CYCLES")
+        .ok()
+        .and_then(|cycles| cycles.parse().ok())
+        .unwrap_or(300);
+    let marker = dir.join("inside");
+    let (mut holds, mut overlaps, mut refusals) = (0, 0, 0);
+    for _ in 0..cycles {
+        match contended(dir).acquire() {
+            Ok(guard) => {
+                holds += 1;
+                match std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .open(&marker)
+                {
+                    Ok(file) => {
+                        drop(file);
+                        std::fs::remove_file(&marker).unwrap();
+                    }
+                    Err(_) => overlaps += 1,
+                }
+                guard.release().unwrap();
+            }
+            Err(error) if error.is_busy() => refusals += 1,
+            Err(error) => panic!("{error}"),
+        }
+    }
+    println!("held {holds} overlaps {overlaps} refused {refusals}");
+}
+
+#[test]
+fn processes_contending_in_a_loop_never_hold_at_once() {
+    let dir = TempDir::new("churn");
+    let churners: Vec<Child> = (0..4)
+        .map(|_| {
+            Command::new(std::env::current_exe().unwrap())
+                .args(["--exact", "holder_process", "--ignored", "--nocapture"])
+                .env("PIDFILE_HOLDER_DIR", &dir.0)
+                .env("PIDFILE_HOLDER_END", CHURN)
+                .stdout(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let (mut holds, mut refusals) = (0, 0);
+    for churner in churners {
+        let output = churner.wait_with_output().unwrap();
+        assert!(output.status.success());
+        let report = String::from_utf8(output.stdout).unwrap();
+        let line = report
+            .lines()
+            .find(|line| line.contains(" overlaps "))
+            .expect("a report");
+        let counts: Vec<usize> = line
+            .rsplit_once("held ")
+            .expect("a report")
+            .1
+            .split_whitespace()
+            .filter_map(|word| word.parse().ok())
+            .collect();
+        let [held, overlaps, refused] = counts[..] else {
+            panic!("report {report:?}");
+        };
+        assert_eq!(overlaps, 0, "two processes held the file at once");
+        holds += held;
+        refusals += refused;
+    }
+    assert!(
+        holds > 0 && refusals > 0,
+        "held {holds}, refused {refusals}: no contention"
+    );
+    assert!(!dir.0.join("contended.pid").exists());
+}
+
+fn attribute_dir() -> PathBuf {
+    std::env::temp_dir().join(format!("pid-windows-attribute-{}", std::process::id()))
+}
+
+#[pid_runtime::pidfile(name = "attributed", dir = attribute_dir())]
+fn attributed() -> std::io::Result<Status> {
+    PidFile::new("attributed")
+        .dir(attribute_dir())
+        .check()
+        .map_err(Into::into)
+}
+
+#[test]
+fn the_attribute_holds_the_file_while_the_function_runs() {
+    assert_eq!(
+        attributed().unwrap(),
+        Status::Running {
+            pid: Some(Pid::current())
+        }
+    );
+    assert!(!attribute_dir().join("attributed.pid").exists());
+    let _held = PidFile::new("attributed")
+        .dir(attribute_dir())
+        .acquire()
+        .unwrap();
+    let refused = attributed().unwrap_err();
+    assert_eq!(refused.kind(), std::io::ErrorKind::ResourceBusy);
 }
 
 #[test]
