@@ -4,7 +4,7 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -85,6 +85,9 @@ pub(crate) enum Command {
     Wait(Wait),
     /// Signal the process the pidfile names, and wait until it is gone.
     ///
+    /// On Windows the process is ended with TerminateProcess: it gets no
+    /// chance to clean up, and the file it leaves is stale.
+    ///
     /// A pid is signalled only when the file is held, or names a live
     /// process that could have written it: never the number in a stale
     /// file, which may belong to a stranger by now.
@@ -116,17 +119,20 @@ pub(crate) struct Run {
     /// when given
     #[arg(long, value_name = "SECS", num_args = 0..=1, value_parser = parse_seconds)]
     pub(crate) wait: Option<Option<Duration>>,
+    #[cfg(unix)]
     /// Who says the service is ready, to systemd (NOTIFY_SOCKET) and to the
     /// descriptor of --notify-fd: the command itself (notify: pidfile passes
     /// its messages on as its own), or pidfile once it holds the lock and the
     /// command runs (started)
     #[arg(long, value_name = "WHO", value_enum, default_value = "notify")]
     pub(crate) ready: Ready,
+    #[cfg(unix)]
     /// The descriptor on which s6 (notification-fd) or OpenRC (notify=fd:N)
     /// waits for a newline; the command inherits it, or with --ready started
     /// pidfile writes the newline and closes it
     #[arg(long, value_name = "FD")]
     pub(crate) notify_fd: Option<i32>,
+    #[cfg(unix)]
     /// Run in the background, as start-stop-daemon --background
     /// --make-pidfile does, for systemd Type=forking units and SysV scripts:
     /// once the pidfile is held, pidfile hands it to a daemon of its own,
@@ -140,7 +146,8 @@ pub(crate) struct Run {
 }
 
 /// Who tells the service manager that the service is ready.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[cfg(unix)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub(crate) enum Ready {
     /// The command, through pidfile.
     Notify,
@@ -172,16 +179,19 @@ pub(crate) struct Stop {
     #[command(flatten)]
     pub(crate) location: Location,
     /// The signal to send first, by name or number
+    #[cfg(unix)]
     #[arg(long, value_name = "SIG", default_value = "TERM", value_parser = parse_signal)]
     pub(crate) signal: nix::sys::signal::Signal,
     /// How long to wait, in all, for the process to be gone
     #[arg(long, value_name = "SECS", default_value = "10", value_parser = parse_seconds)]
     pub(crate) timeout: Duration,
     /// Send SIGKILL when it is still there SECS seconds after the signal
+    #[cfg(unix)]
     #[arg(long, value_name = "SECS", value_parser = parse_seconds)]
     pub(crate) kill_after: Option<Duration>,
 }
 
+#[cfg(unix)]
 fn parse_signal(text: &str) -> Result<nix::sys::signal::Signal, String> {
     use std::str::FromStr;
     let upper = text.to_ascii_uppercase();
@@ -225,6 +235,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(unix)]
     fn signals_are_names_with_or_without_sig_or_numbers() {
         use nix::sys::signal::Signal;
         assert_eq!(parse_signal("TERM"), Ok(Signal::SIGTERM));

@@ -2,8 +2,10 @@
 //! managers. See `pidfile --help`.
 
 mod args;
+#[cfg(unix)]
 mod notify;
 mod run;
+#[cfg(unix)]
 mod signals;
 mod status;
 mod stop;

@@ -1,9 +1,11 @@
-//! `stop`: signal the process a pidfile names, and wait until it is gone,
-//! with the statuses of start-stop-daemon `--stop --retry`.
+//! `stop`: signal the process a pidfile names (on Windows, terminate it),
+//! and wait until it is gone, with the statuses of start-stop-daemon
+//! `--stop --retry`.
 
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
+#[cfg(unix)]
 use nix::sys::signal::Signal;
 use pid_runtime::{Pid, PidFile, Status};
 
@@ -20,6 +22,7 @@ pub(crate) fn stop(pidfile: &PidFile, args: &Stop) -> ExitCode {
         Ok(target) => target,
         Err(status) => return ExitCode::from(status),
     };
+    #[cfg(unix)]
     if let Err(error) = target.signal(args.signal) {
         say(format_args!(
             "cannot send {} to pid {}: {error}",
@@ -27,8 +30,15 @@ pub(crate) fn stop(pidfile: &PidFile, args: &Stop) -> ExitCode {
         ));
         return ExitCode::from(ERROR);
     }
+    #[cfg(windows)]
+    if let Err(error) = target.terminate() {
+        say(format_args!("cannot terminate pid {}: {error}", target.pid));
+        return ExitCode::from(ERROR);
+    }
     let started = Instant::now();
+    #[cfg_attr(windows, allow(unused_mut))]
     let mut deadline = started + args.timeout;
+    #[cfg(unix)]
     if let Some(kill_after) = args
         .kill_after
         .filter(|kill_after| *kill_after < args.timeout)
@@ -66,13 +76,60 @@ fn wait(pidfile: &PidFile, timeout: Duration) -> Result<bool, u8> {
 }
 
 /// The process to stop, held on to so that its pid cannot be reused under
-/// us: on Linux a pidfd taken while the file still names it.
+/// us: on Linux a pidfd, on Windows a process handle, taken while the file
+/// still names it.
 struct Target {
     pid: Pid,
     #[cfg(any(target_os = "linux", target_os = "android"))]
     pidfd: Option<std::os::fd::OwnedFd>,
+    #[cfg(windows)]
+    process: std::os::windows::io::OwnedHandle,
 }
 
+#[cfg(windows)]
+impl Target {
+    /// The live process the pidfile names, or the status to exit with.
+    fn find(pidfile: &PidFile) -> Result<Target, u8> {
+        use std::os::windows::io::FromRawHandle;
+        use windows_sys::Win32::System::Threading::{
+            OpenProcess, PROCESS_QUERY_LIMITED_INFORMATION, PROCESS_SYNCHRONIZE, PROCESS_TERMINATE,
+        };
+        let pid = running_pid(pidfile)?;
+        let access = PROCESS_TERMINATE | PROCESS_SYNCHRONIZE | PROCESS_QUERY_LIMITED_INFORMATION;
+        // SAFETY: a plain call; the handle is owned below.
+        let raw = unsafe { OpenProcess(access, 0, pid.as_raw()) };
+        if raw.is_null() {
+            say(format_args!(
+                "cannot open pid {pid}: {}",
+                std::io::Error::last_os_error()
+            ));
+            return Err(ERROR);
+        }
+        // SAFETY: a handle OpenProcess just gave us alone.
+        let process = unsafe { std::os::windows::io::OwnedHandle::from_raw_handle(raw) };
+        // Named by the file still, now that the handle holds the process.
+        if running_pid(pidfile)? != pid {
+            say(format_args!(
+                "the pidfile changed while being read; nothing terminated"
+            ));
+            return Err(ERROR);
+        }
+        Ok(Target { pid, process })
+    }
+
+    fn terminate(&self) -> std::io::Result<()> {
+        use std::os::windows::io::AsRawHandle;
+        use windows_sys::Win32::System::Threading::TerminateProcess;
+        // SAFETY: a process handle this value owns, with the right to end it.
+        if unsafe { TerminateProcess(self.process.as_raw_handle(), 1) } != 0 {
+            Ok(())
+        } else {
+            Err(std::io::Error::last_os_error())
+        }
+    }
+}
+
+#[cfg(unix)]
 impl Target {
     /// The live process the pidfile names, or the status to exit with.
     fn find(pidfile: &PidFile) -> Result<Target, u8> {

@@ -4,6 +4,7 @@
 //!
 //! Events are ordered by what the processes print and by the pidfile's
 //! content, never by sleeping.
+#![cfg(unix)]
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::fd::{AsRawFd, OwnedFd};

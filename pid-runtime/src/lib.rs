@@ -56,7 +56,8 @@
 //! # Features
 //!
 //! - `macros` (default): the [`#[pidfile]`](macro@pidfile) attribute. Without
-//!   it the crate depends on `nix` and `thiserror` only.
+//!   it the crate depends on `thiserror` and `nix` (Unix) or `windows-sys`
+//!   (Windows) only.
 //! - `etcd`: `pid_runtime::cluster`, a lock that one process holds across
 //!   every host sharing an etcd cluster (the `pid-cluster` crate; Rust 1.88).
 //!
@@ -76,7 +77,33 @@
 //!   inotify on Linux and Android, and look again after short pauses
 //!   elsewhere.
 //!
-//! Other targets, Windows among them, do not build yet.
+//! ## Windows
+//!
+//! The same API, on another lock: `LockFileEx`, exclusive, on one byte far
+//! past the content, since such a lock is mandatory for its range and one
+//! over the pid would keep every reader from it. The pid stays readable to
+//! `type`, PowerShell and Python; `flock(1)` and `fcntl` locks do not exist
+//! there. The differences:
+//!
+//! - Python `pid` locks the first byte (`msvcrt.locking`) and reads it to
+//!   tell whether a file is held. A holder here locks that byte too while
+//!   it writes, so a Python newcomer meets a lock or a live pid, and a
+//!   Python holder's lock reads here as held: they exclude each other.
+//! - A reused pid is told by the process's creation time against the file's
+//!   last write.
+//! - The file is removed on drop, on console events (see [`TermSignal`]) and
+//!   at [`std::process::exit`]; `taskkill /F` leaves it stale.
+//! - [`PidFile::mode`] and [`PidFile::owner`] give [`Error::Unsupported`];
+//!   directories are not judged ([`PidFile::allow_insecure_dir`]);
+//!   [`PidFileGuard::daemonize`](PidFileGuard#method.daemonize) does not
+//!   exist.
+//! - The default directory is `%APPDATA%`, as Python `pid` 3.0.4 has it.
+//! - Names that Windows reserves (`NUL`, `CON.pid`, `COM1`, `<>:"|?*`) are
+//!   refused as [`Error::InvalidName`].
+//!
+//! The Windows tests run under Wine in CI.
+//!
+//! Other targets do not build.
 //!
 //! # Stale files
 //!

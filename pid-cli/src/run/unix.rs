@@ -1,8 +1,7 @@
-//! `pidfile run`: take the pidfile, run the command, record its pid, pass
-//! signals on, and remove the file when it ends.
+//! `pidfile run` on Unix: signals are passed on to the command, job
+//! control sees one job, and readiness goes to the service manager.
 
 use std::ffi::OsStr;
-use std::path::Path;
 use std::process::ExitCode;
 use std::time::Instant;
 
@@ -11,17 +10,11 @@ use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 use pid_runtime::{Error, PidFile, PidFileGuard, TermSignal};
 
+use super::{name_of, not_started, release, OWN_ERROR};
 use crate::args::{Ready, Run};
 use crate::notify::Relay;
 use crate::say;
 use crate::signals::{die_of, Blocked, Received};
-
-/// A command that was found but cannot be run, as shells report it.
-const NOT_EXECUTABLE: u8 = 126;
-/// A command that was not found.
-const NOT_FOUND: u8 = 127;
-/// An error of pidfile's own, as env(1) and timeout(1) report theirs.
-const OWN_ERROR: u8 = 125;
 
 /// Why no guard was taken.
 enum NotTaken {
@@ -35,11 +28,7 @@ pub(crate) fn run(args: Run) -> ExitCode {
         .command
         .split_first()
         .expect("the command line requires a command");
-    let Some(name) = args
-        .name
-        .as_deref()
-        .or_else(|| Path::new(program).file_name())
-    else {
+    let Some(name) = name_of(args.name.as_deref(), program) else {
         say(format_args!(
             "cannot name the pidfile after {}: give --name",
             program.to_string_lossy()
@@ -109,10 +98,7 @@ pub(crate) fn run(args: Run) -> ExitCode {
                 program.to_string_lossy()
             ));
             release(guard);
-            return ExitCode::from(match error.kind() {
-                std::io::ErrorKind::NotFound => NOT_FOUND,
-                _ => NOT_EXECUTABLE,
-            });
+            return ExitCode::from(not_started(&error));
         }
     };
     let child_pid = Pid::from_raw(child.id() as i32);
@@ -297,10 +283,4 @@ fn supervise(child: Pid, signals: &Blocked, program: &OsStr) -> Ended {
 fn died_of(signal: Signal) -> ExitCode {
     die_of(signal);
     ExitCode::from(128_u8.wrapping_add(signal as u8))
-}
-
-fn release(guard: PidFileGuard) {
-    if let Err(error) = guard.release() {
-        say(format_args!("{error}"));
-    }
 }
