@@ -437,3 +437,133 @@ fn a_stale_file_naming_a_dead_process_is_taken_over() {
     );
     drop(guard);
 }
+
+/// What Python `pid` 3.0.4 does on Windows, through the same C runtime
+/// calls: `open(path, "a+")` (which shares reading and writing, not
+/// deletion, and starts at the end), `msvcrt.locking(fd, LK_NBLCK, 1)` at
+/// that position, then a read of the first byte, which fails with `EACCES`
+/// while another process locks it.
+mod python_pid {
+    use std::ffi::c_int;
+    use std::fs::{File, OpenOptions};
+    use std::os::windows::fs::OpenOptionsExt;
+    use std::os::windows::io::IntoRawHandle;
+    use std::path::Path;
+
+    extern "C" {
+        fn _open_osfhandle(handle: isize, flags: c_int) -> c_int;
+        fn _lseek(fd: c_int, offset: i32, origin: c_int) -> i32;
+        fn _locking(fd: c_int, mode: c_int, bytes: i32) -> c_int;
+        fn _read(fd: c_int, buffer: *mut u8, count: u32) -> c_int;
+        fn _write(fd: c_int, buffer: *const u8, count: u32) -> c_int;
+        fn _chsize(fd: c_int, size: i32) -> c_int;
+        fn _close(fd: c_int) -> c_int;
+    }
+    const SEEK_SET: c_int = 0;
+    const SEEK_END: c_int = 2;
+    const LK_NBLCK: c_int = 2;
+    /// FILE_SHARE_READ | FILE_SHARE_WRITE, as the C runtime's `_SH_DENYNO`.
+    const SHARE_READ_WRITE: u32 = 1 | 2;
+
+    /// A C runtime descriptor on `path`, opened as `open(path, "a+")` is.
+    pub(super) struct CrtFile(c_int);
+
+    impl CrtFile {
+        pub(super) fn open(path: &Path) -> CrtFile {
+            let file: File = OpenOptions::new()
+                .read(true)
+                .append(true)
+                .create(true)
+                .share_mode(SHARE_READ_WRITE)
+                .open(path)
+                .unwrap();
+            // SAFETY: a handle we own, given to the C runtime for good.
+            let fd = unsafe { _open_osfhandle(file.into_raw_handle() as isize, 0) };
+            assert!(fd >= 0);
+            // SAFETY: a valid descriptor.
+            unsafe { _lseek(fd, 0, SEEK_END) };
+            CrtFile(fd)
+        }
+
+        /// `msvcrt.locking(fd, LK_NBLCK, 1)` where the file position is.
+        pub(super) fn lock_one_byte(&self) -> bool {
+            // SAFETY: a valid descriptor.
+            unsafe { _locking(self.0, LK_NBLCK, 1) == 0 }
+        }
+
+        /// `fh.seek(0); fh.read(16)`; `None` when the read fails (EACCES).
+        pub(super) fn read_from_start(&self) -> Option<String> {
+            let mut buffer = [0_u8; 16];
+            // SAFETY: a valid descriptor and buffer.
+            let read = unsafe {
+                _lseek(self.0, 0, SEEK_SET);
+                _read(self.0, buffer.as_mut_ptr(), buffer.len() as u32)
+            };
+            (read >= 0).then(|| String::from_utf8_lossy(&buffer[..read as usize]).into_owned())
+        }
+
+        /// `fh.seek(0); fh.truncate(); fh.write("%d\n" % pid)`.
+        pub(super) fn write_pid(&self, pid: u32) {
+            let text = format!("{pid}\n");
+            // SAFETY: a valid descriptor and buffer.
+            unsafe {
+                _lseek(self.0, 0, SEEK_SET);
+                assert_eq!(_chsize(self.0, 0), 0);
+                assert_eq!(
+                    _write(self.0, text.as_ptr(), text.len() as u32),
+                    text.len() as c_int
+                );
+            }
+        }
+    }
+
+    impl Drop for CrtFile {
+        fn drop(&mut self) {
+            // SAFETY: ours to close, once.
+            unsafe { _close(self.0) };
+        }
+    }
+}
+
+#[test]
+fn a_python_pid_holder_is_never_joined() {
+    let dir = TempDir::new("python-holder");
+    let pidfile = PidFile::new("shared").dir(&dir.0);
+    let path = pidfile.path().unwrap();
+    // A Python holder that created the file: it locked the first byte.
+    let python = python_pid::CrtFile::open(&path);
+    assert!(python.lock_one_byte());
+    assert!(matches!(
+        pidfile.acquire(),
+        Err(Error::AlreadyLocked { pid: None, .. })
+    ));
+    assert_eq!(pidfile.check().unwrap(), Status::Running { pid: None });
+    python.write_pid(std::process::id());
+    assert!(pidfile.acquire().unwrap_err().is_busy());
+    drop(python);
+    // Python removes its file as it exits; this one was left, naming a live
+    // process (this one) that wrote it without our lock.
+    assert!(matches!(
+        pidfile.acquire(),
+        Err(Error::AlreadyRunning { .. })
+    ));
+}
+
+#[test]
+fn a_python_pid_newcomer_finds_the_holder_alive() {
+    let dir = TempDir::new("python-newcomer");
+    let pidfile = PidFile::new("shared").dir(&dir.0);
+    let guard = pidfile.acquire().unwrap();
+    let python = python_pid::CrtFile::open(guard.path());
+    // It locks the byte at the end of the content, which nobody holds, then
+    // reads the pid, and psutil.pid_exists finds it alive: it gives up with
+    // PidFileAlreadyRunningError, touching nothing.
+    assert!(python.lock_one_byte());
+    assert_eq!(python.read_from_start(), Some(format!("{}\n", guard.pid())));
+    drop(python);
+    assert_eq!(
+        std::fs::read_to_string(guard.path()).unwrap(),
+        format!("{}\n", guard.pid())
+    );
+    guard.release().unwrap();
+}

@@ -85,12 +85,18 @@ fn try_acquire(
         return Err(Refused::Again(None));
     }
     if !file::try_lock(&file, FIRST_BYTE, true).map_err(|error| Error::io(path, "lock", error))? {
-        // Only a Python `pid` holder locks the first byte alone.
-        return Err(Error::AlreadyLocked {
+        // Only a Python `pid` holder locks the first byte alone, or, for an
+        // instant and only on an empty file, a `check`.
+        let refusal = Error::AlreadyLocked {
             path: path.to_path_buf(),
             pid: None,
-        }
-        .into());
+        };
+        let empty = file.metadata().is_ok_and(|metadata| metadata.len() == 0);
+        return Err(if empty {
+            Refused::Again(Some(refusal))
+        } else {
+            Refused::Final(refusal)
+        });
     }
     let taken = take(pidfile, path, &file, &info, created, me);
     file::unlock(&file, FIRST_BYTE);
@@ -173,12 +179,7 @@ pub(crate) fn check(pidfile: &PidFile) -> Result<Status, Error> {
         return Ok(Status::NotRunning);
     };
     let info = identify(path, &file)?;
-    // A shared lock for an instant: refused, someone holds the file.
-    let free = file::try_lock(&file, HOLDER_BYTE, false)
-        .map_err(|error| Error::io(path, "lock", error))?;
-    if free {
-        file::unlock(&file, HOLDER_BYTE);
-    }
+    let free = probe(&file, HOLDER_BYTE, path)?;
     let (content, bytes) =
         match file::read(&file).map_err(|error| Error::io(path, "read", error))? {
             Read::Locked => return Ok(Status::Running { pid: None }),
@@ -192,12 +193,27 @@ pub(crate) fn check(pidfile: &PidFile) -> Result<Status, Error> {
         return Ok(Status::Running { pid });
     }
     Ok(match file::pid_of(path, content, &bytes)? {
+        // An empty file reads as empty even while its first byte is locked,
+        // as a Python `pid` holder that just created it keeps it.
+        None if bytes.is_empty() && !probe(&file, FIRST_BYTE, path)? => {
+            Status::Running { pid: None }
+        }
         None => Status::Stale { pid: None },
         Some(pid) => match liveness::judge(pid, info.written) {
             Liveness::Alive => Status::Running { pid: Some(pid) },
             Liveness::Dead | Liveness::Reused => Status::Stale { pid: Some(pid) },
         },
     })
+}
+
+/// Whether nobody else locks `byte`, asked with a shared lock held for an
+/// instant.
+fn probe(file: &File, byte: u64, path: &Path) -> Result<bool, Error> {
+    let free = file::try_lock(file, byte, false).map_err(|error| Error::io(path, "lock", error))?;
+    if free {
+        file::unlock(file, byte);
+    }
+    Ok(free)
 }
 
 /// The error for something at the path that is not a pidfile, looked at
