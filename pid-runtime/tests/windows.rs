@@ -567,3 +567,16 @@ fn a_python_pid_newcomer_finds_the_holder_alive() {
     );
     guard.release().unwrap();
 }
+
+#[test]
+fn the_default_directory_is_the_user_s_application_data_as_python_pid_has_it() {
+    let app_data = PathBuf::from(std::env::var_os("APPDATA").expect("APPDATA is set"));
+    assert_eq!(
+        PidFile::new("indexer").path().unwrap(),
+        app_data.join("indexer.pid")
+    );
+    assert_eq!(
+        PidFile::new("indexer").force_tmpdir(true).path().unwrap(),
+        std::env::temp_dir().join("indexer.pid")
+    );
+}
