@@ -115,6 +115,39 @@ fn sigterm_during_acquisitions_and_releases_leaves_no_file() {
     );
 }
 
+/// However `exit` falls among threads that acquire and release in a loop,
+/// the process exits with its status and leaves no file behind: the `exit`
+/// handler waits for the acquisitions and releases under way, and holds
+/// off new ones. `PIDFILE_EXIT_RUNS` sets how many processes exit (default
+/// 300).
+#[test]
+fn exit_during_acquisitions_and_releases_leaves_no_file() {
+    let runs: usize = std::env::var("PIDFILE_EXIT_RUNS")
+        .ok()
+        .and_then(|runs| runs.parse().ok())
+        .unwrap_or(300);
+    let mut left_behind = Vec::new();
+    for run in 0..runs {
+        let dir = TempDir::new();
+        let mut holder = Holder::spawn();
+        assert_eq!(holder.ask(&format!("churn {} 4", dir.arg())), "churning");
+        let status = holder.end_with("exit 3");
+        assert_eq!(status.code(), Some(3), "run {run}: {status:?}");
+        let files: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name())
+            .collect();
+        if !files.is_empty() {
+            left_behind.push((run, files));
+        }
+    }
+    assert!(
+        left_behind.is_empty(),
+        "{} of {runs} runs left files: {left_behind:?}",
+        left_behind.len()
+    );
+}
+
 #[test]
 fn sigterm_with_policy_never_leaves_the_file() {
     let dir = TempDir::new();

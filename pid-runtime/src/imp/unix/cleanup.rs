@@ -3,8 +3,9 @@
 //!
 //! A SIGTERM that arrives while a thread is between creating a file and
 //! registering it, or between unregistering a file and unlinking it, is
-//! deferred until the last such thread is done, so no file is ever left
-//! behind by a well-timed SIGTERM (see [`Critical`]).
+//! deferred until the last such thread is done, and `exit` waits for such
+//! threads, so no file is ever left behind by a well-timed SIGTERM or
+//! `exit` (see [`Critical`]).
 //!
 //! Held files are kept in a lock-free table of slots, so the signal handler can
 //! walk it without taking a lock or allocating. A slot holds a pointer to an
@@ -212,7 +213,19 @@ fn remove_all() {
     }
 }
 
+/// How long `exit` waits for acquisitions and releases under way in other
+/// threads; each takes microseconds unless the system stalls it.
+const EXIT_PATIENCE: std::time::Duration = std::time::Duration::from_secs(2);
+
 extern "C" fn remove_all_at_exit() {
+    // Other threads go on running until the process ends: hold off new
+    // acquisitions and releases, and let those under way finish, so that
+    // no file is created after the table was emptied.
+    EXITING.store(true, Ordering::SeqCst);
+    let deadline = std::time::Instant::now() + EXIT_PATIENCE;
+    while IN_FLIGHT.load(Ordering::SeqCst) > 0 && std::time::Instant::now() < deadline {
+        std::thread::yield_now();
+    }
     remove_all();
 }
 
@@ -223,18 +236,22 @@ static IN_FLIGHT: AtomicUsize = AtomicUsize::new(0);
 static TERMINATING: AtomicBool = AtomicBool::new(false);
 /// Set by whoever removes the files and raises SIGTERM, which happens once.
 static FINISHING: AtomicBool = AtomicBool::new(false);
+/// Set by the `exit` handler: the process is ending.
+static EXITING: AtomicBool = AtomicBool::new(false);
 
 /// A stretch of an acquisition or a release during which the table does not
 /// yet, or no longer, know a file that exists. A SIGTERM handled meanwhile
 /// is finished by the last thread to leave such a stretch, once the file is
-/// registered (and is removed) or unlinked. Costs four atomic operations.
+/// registered (and is removed) or unlinked; `exit` waits for the stretches
+/// under way, and a stretch that would start after either waits for the
+/// process to end. Costs five atomic operations.
 pub(crate) struct Critical(());
 
 impl Critical {
     pub(crate) fn enter() -> Critical {
         IN_FLIGHT.fetch_add(1, Ordering::SeqCst);
-        if TERMINATING.load(Ordering::SeqCst) {
-            // The handler may have seen no one in flight and be removing
+        if TERMINATING.load(Ordering::SeqCst) || EXITING.load(Ordering::SeqCst) {
+            // A handler may have seen no one in flight and be removing
             // files now: touch nothing, and wait for the process to end.
             leave();
             loop {
