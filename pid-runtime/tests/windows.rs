@@ -402,6 +402,23 @@ fn what_is_not_a_pidfile_is_refused_and_left_as_it_was() {
     ));
     assert!(dir.0.join("folder.pid").is_dir());
 
+    // A file with a second name: rewriting or removing it would change the
+    // other name too.
+    std::fs::write(dir.0.join("original"), "42\n").unwrap();
+    std::fs::hard_link(dir.0.join("original"), dir.0.join("linked.pid")).unwrap();
+    let linked = PidFile::new("linked").dir(&dir.0);
+    assert!(matches!(
+        linked.acquire(),
+        Err(Error::NotARegularFile {
+            kind: FileKind::HardLink { links: 2 },
+            ..
+        })
+    ));
+    assert_eq!(
+        std::fs::read_to_string(dir.0.join("original")).unwrap(),
+        "42\n"
+    );
+
     for device in ["NUL", "con", "COM1", "lpt9.log"] {
         let error = PidFile::new(device).dir(&dir.0).acquire().unwrap_err();
         assert!(
