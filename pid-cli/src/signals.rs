@@ -222,13 +222,31 @@ fn next(set: &SigSet, timeout: Option<Duration>) -> Result<Option<Received>, Err
             Ok(signal) => {
                 return Ok(Some(Received {
                     signal: Signal::try_from(signal)?,
-                    from_kernel: info.si_code > 0,
+                    from_kernel: !sent_by_a_process(info.si_code),
                 }))
             }
             Err(Errno::EAGAIN) => return Ok(None),
             Err(Errno::EINTR) => {}
             Err(error) => return Err(error),
         }
+    }
+}
+
+/// Whether a signal's `si_code` says a process sent it (kill, sigqueue, a
+/// thread kill), rather than the kernel (a terminal's keys, a hang-up).
+/// Linux, Android and NetBSD give processes' signals codes of 0 or less;
+/// FreeBSD and DragonFly number every code above 0x10000, `SI_USER` too.
+#[cfg(not(any(target_vendor = "apple", target_os = "openbsd", target_os = "illumos")))]
+fn sent_by_a_process(code: libc::c_int) -> bool {
+    #[cfg(any(target_os = "freebsd", target_os = "dragonfly"))]
+    {
+        // SI_USER, SI_QUEUE and SI_LWP of <sys/signal.h>, which the libc
+        // crate does not bind there.
+        matches!(code, 0x10001 | 0x10002 | 0x10007)
+    }
+    #[cfg(not(any(target_os = "freebsd", target_os = "dragonfly")))]
+    {
+        code <= 0
     }
 }
 
@@ -259,5 +277,20 @@ fn next(set: &SigSet, timeout: Option<Duration>) -> Result<Option<Received>, Err
             return Ok(None);
         }
         std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+#[cfg(all(test, any(target_os = "linux", target_os = "android")))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_of_signals_processes_send_are_told_from_the_kernel_s() {
+        for sent in [libc::SI_USER, libc::SI_QUEUE, libc::SI_TKILL] {
+            assert!(sent_by_a_process(sent), "{sent}");
+        }
+        for kernel in [libc::SI_KERNEL, libc::CLD_EXITED] {
+            assert!(!sent_by_a_process(kernel), "{kernel}");
+        }
     }
 }
