@@ -597,3 +597,34 @@ fn the_default_directory_is_the_user_s_application_data_as_python_pid_has_it() {
         std::env::temp_dir().join("indexer.pid")
     );
 }
+
+/// A file naming a live process that was created after the file was last
+/// written cannot have been written by it: the pid was reused.
+#[test]
+fn a_file_naming_a_younger_process_is_stale() {
+    let dir = TempDir::new("reused");
+    let holder = Holder::start(&dir.0, DROP);
+    let path = dir.0.join("job.pid");
+    let file = std::fs::File::create(&path).unwrap();
+    std::io::Write::write_all(&mut &file, format!("{}\n", holder.pid).as_bytes()).unwrap();
+    let long_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+    file.set_modified(long_ago).unwrap();
+    drop(file);
+
+    let pidfile = PidFile::new("job").dir(&dir.0);
+    assert_eq!(
+        pidfile.check().unwrap(),
+        Status::Stale {
+            pid: Some(holder.pid)
+        }
+    );
+    let guard = pidfile
+        .acquire()
+        .expect("a reused pid's file is taken over");
+    assert_eq!(
+        std::fs::read_to_string(&path).unwrap(),
+        format!("{}\n", std::process::id())
+    );
+    drop(guard);
+    holder.end();
+}
