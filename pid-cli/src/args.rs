@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
+#[cfg(unix)]
 const EXAMPLES: &str = "\
 Examples:
   # crontab: a backup every 5 minutes, skipped while the last one still runs
@@ -53,10 +54,43 @@ Exit status:
   path   0, or 2 on error
 A usage error exits 2.";
 
+#[cfg(windows)]
+const EXAMPLES: &str = "\
+Examples:
+  # a scheduled task that must not run twice at once
+  pidfile run --name backup --quiet --exit-code 0 -- C:\\Tools\\backup.exe
+
+  # is it running? prints the pid of the command that holds the file
+  pidfile check --name backup
+
+  # end it with TerminateProcess, and wait until the file is free
+  pidfile stop --name backup --timeout 10
+
+Exit status:
+  run    the command's status; --exit-code (default 1) when another process
+         holds the pidfile; 126 when the command cannot be run, 127 when it
+         is not found; 125 on other errors
+  check  0 running (the pid is printed when the holder has written one),
+         1 not running but a stale pidfile is left, 3 not running, 4 cannot
+         tell (not a pidfile, not a regular file, an I/O error)
+  wait   0 when no one holds the pidfile, 1 on timeout, 2 error
+  stop   0 stopped, 1 nothing was running (a stale file's pid is never
+         terminated), 2 still running when the time was up, 3 error
+  path   0, or 2 on error
+A usage error exits 2.";
+
 /// Run a command under a locked pidfile, or look at one.
 ///
-/// The lock is flock(2), the one Python pid, flock(1) and BSD pidfile(3)
-/// take, so pidfile and those tools exclude each other on one file.
+#[cfg_attr(
+    unix,
+    doc = "The lock is flock(2), the one Python pid, flock(1) and BSD pidfile(3)\n\
+           take, so pidfile and those tools exclude each other on one file."
+)]
+#[cfg_attr(
+    windows,
+    doc = "The lock is LockFileEx on a byte past the pid, which stays readable;\n\
+           Python pid and pidfile exclude each other on one file."
+)]
 #[derive(Debug, Parser)]
 #[command(name = "pidfile", version, after_long_help = EXAMPLES)]
 pub(crate) struct Cli {
@@ -68,15 +102,24 @@ pub(crate) struct Cli {
 pub(crate) enum Command {
     /// Take the pidfile, run CMD, record its pid, remove the file when it ends.
     ///
-    /// Every signal a process sends to pidfile (but SIGKILL, SIGSTOP and
-    /// SIGPIPE) is passed on to the command once; those the terminal sends
-    /// reach the command directly and are not passed on again. When the
-    /// command stops (Ctrl-Z), pidfile stops too, with the same signal, so
-    /// job control sees one job; continued, pidfile continues the command.
-    /// When the command dies of a signal, pidfile dies of the same signal.
-    ///
-    /// One limit: a stop signal sent to pidfile alone just after it was
-    /// continued, before the system has run it again, stops pidfile alone.
+    #[cfg_attr(
+        unix,
+        doc = "Every signal a process sends to pidfile (but SIGKILL, SIGSTOP and\n\
+               SIGPIPE) is passed on to the command once; those the terminal sends\n\
+               reach the command directly and are not passed on again. When the\n\
+               command stops (Ctrl-Z), pidfile stops too, with the same signal, so\n\
+               job control sees one job; continued, pidfile continues the command.\n\
+               When the command dies of a signal, pidfile dies of the same signal.\n\
+               \n\
+               One limit: a stop signal sent to pidfile alone just after it was\n\
+               continued, before the system has run it again, stops pidfile alone."
+    )]
+    #[cfg_attr(
+        windows,
+        doc = "Ctrl+C and Ctrl+Break reach the command, which shares the console,\n\
+               and pidfile waits for it; closing the console, log-off and shutdown\n\
+               remove the file. pidfile exits with the command's status."
+    )]
     #[command(after_long_help = EXAMPLES)]
     Run(Run),
     /// Print the pid of the process holding the pidfile; changes nothing.
@@ -101,8 +144,15 @@ pub(crate) struct Run {
     /// The pidfile's name, without ".pid" [default: the command's file name]
     #[arg(long, value_name = "N")]
     pub(crate) name: Option<OsString>,
-    /// The pidfile's directory [default: the first writable of /run/user/UID,
-    /// /run, /var/run, else pidfile-UID in the temporary directory]
+    #[cfg_attr(
+        unix,
+        doc = "The pidfile's directory [default: the first writable of /run/user/UID,\n\
+               /run, /var/run, else pidfile-UID in the temporary directory]"
+    )]
+    #[cfg_attr(
+        windows,
+        doc = "The pidfile's directory [default: %APPDATA%, as Python pid has it]"
+    )]
     #[arg(long, value_name = "D")]
     pub(crate) dir: Option<PathBuf>,
     /// The pidfile's permissions, in octal
