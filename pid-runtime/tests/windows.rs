@@ -628,3 +628,34 @@ fn a_file_naming_a_younger_process_is_stale() {
     drop(guard);
     holder.end();
 }
+
+#[test]
+fn set_pid_records_another_process_which_check_then_reports() {
+    let dir = TempDir::new("set-pid");
+    let holder = Holder::start(&dir.0, DROP);
+    let pidfile = PidFile::new("supervised").dir(&dir.0);
+    let mut guard = pidfile.acquire().unwrap();
+    guard.set_pid(holder.pid).unwrap();
+    assert_eq!(
+        std::fs::read_to_string(guard.path()).unwrap(),
+        format!("{}\n", holder.pid)
+    );
+    assert_eq!(
+        pidfile.check().unwrap(),
+        Status::Running {
+            pid: Some(holder.pid)
+        }
+    );
+    match pidfile.acquire() {
+        Err(Error::AlreadyLocked { pid, .. }) => assert_eq!(pid, Some(holder.pid)),
+        other => panic!("expected AlreadyLocked, got {other:?}"),
+    }
+    assert!(matches!(
+        guard.set_pid(Pid::from_raw(0)),
+        Err(Error::InvalidPid { .. })
+    ));
+    let path = guard.path().to_path_buf();
+    guard.release().unwrap();
+    assert!(!path.exists());
+    holder.end();
+}
