@@ -11,7 +11,7 @@ use std::os::windows::fs::{FileExt, OpenOptionsExt};
 use std::os::windows::io::AsRawHandle;
 use std::path::Path;
 
-use windows_sys::Win32::Foundation::{ERROR_LOCK_VIOLATION, HANDLE};
+use windows_sys::Win32::Foundation::{ERROR_LOCK_VIOLATION, GENERIC_READ, HANDLE};
 use windows_sys::Win32::Storage::FileSystem::{
     FileDispositionInfo, FileDispositionInfoEx, FileRenameInfo, GetFileInformationByHandle,
     GetFileType, LockFileEx, SetFileInformationByHandle, UnlockFileEx, BY_HANDLE_FILE_INFORMATION,
@@ -128,8 +128,22 @@ pub(crate) fn open_for_acquire(path: &Path) -> io::Result<(File, bool)> {
 
 /// Opens `path` to look at it; `None` when there is no such file.
 pub(crate) fn open_for_check(path: &Path) -> io::Result<Option<File>> {
+    open_existing(path, GENERIC_READ)
+}
+
+/// Whether `path` still names `info`'s file.
+pub(crate) fn still_at_path(path: &Path, info: &Info) -> io::Result<bool> {
+    match open_existing(path, FILE_READ_ATTRIBUTES)? {
+        Some(file) => Ok(Info::of(&file)?.same_file(info)),
+        None => Ok(false),
+    }
+}
+
+/// Opens the file at `path` with `access`, sharing everything and never
+/// following a reparse point; `None` when there is no such file.
+fn open_existing(path: &Path, access: u32) -> io::Result<Option<File>> {
     match OpenOptions::new()
-        .read(true)
+        .access_mode(access)
         .share_mode(SHARE_ALL)
         .custom_flags(FILE_FLAG_OPEN_REPARSE_POINT)
         .open(path)
@@ -138,21 +152,6 @@ pub(crate) fn open_for_check(path: &Path) -> io::Result<Option<File>> {
         Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(None),
         Err(error) => Err(error),
     }
-}
-
-/// Whether `path` still names `info`'s file.
-pub(crate) fn still_at_path(path: &Path, info: &Info) -> io::Result<bool> {
-    let file = match OpenOptions::new()
-        .access_mode(FILE_READ_ATTRIBUTES)
-        .share_mode(SHARE_ALL)
-        .custom_flags(FILE_FLAG_OPEN_REPARSE_POINT)
-        .open(path)
-    {
-        Ok(file) => file,
-        Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(false),
-        Err(error) => return Err(error),
-    };
-    Ok(Info::of(&file)?.same_file(info))
 }
 
 fn overlapped_at(offset: u64) -> OVERLAPPED {
@@ -268,15 +267,8 @@ pub(crate) fn remove(path: &Path, held: &File) -> io::Result<bool> {
     let Ok(info) = Info::of(held) else {
         return Ok(false);
     };
-    let doomed = match OpenOptions::new()
-        .access_mode(DELETE | FILE_READ_ATTRIBUTES)
-        .share_mode(SHARE_ALL)
-        .custom_flags(FILE_FLAG_OPEN_REPARSE_POINT)
-        .open(path)
-    {
-        Ok(file) => file,
-        Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(false),
-        Err(error) => return Err(error),
+    let Some(doomed) = open_existing(path, DELETE | FILE_READ_ATTRIBUTES)? else {
+        return Ok(false);
     };
     if !Info::of(&doomed)?.same_file(&info) {
         return Ok(false);
