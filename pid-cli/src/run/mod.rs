@@ -26,12 +26,29 @@ fn not_started(error: &std::io::Error) -> u8 {
     }
 }
 
-/// The pidfile's name: `--name`, else the command's file name.
-fn name_of<'a>(
-    name: Option<&'a std::ffi::OsStr>,
-    program: &'a std::ffi::OsStr,
-) -> Option<&'a std::ffi::OsStr> {
-    name.or_else(|| std::path::Path::new(program).file_name())
+/// The command, its arguments and the pidfile's name (`--name`, else the
+/// command's file name), or the status to exit with.
+fn command_and_name(
+    args: &crate::args::Run,
+) -> Result<(&std::ffi::OsStr, &[std::ffi::OsString], &std::ffi::OsStr), std::process::ExitCode> {
+    let (program, program_args) = args
+        .command
+        .split_first()
+        .expect("the command line requires a command");
+    let name = args
+        .name
+        .as_deref()
+        .or_else(|| std::path::Path::new(program).file_name());
+    match name {
+        Some(name) => Ok((program, program_args, name)),
+        None => {
+            crate::say(format_args!(
+                "cannot name the pidfile after {}: give --name",
+                program.to_string_lossy()
+            ));
+            Err(std::process::ExitCode::from(OWN_ERROR))
+        }
+    }
 }
 
 fn release(guard: pid_runtime::PidFileGuard) {

@@ -10,7 +10,7 @@ use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 use pid_runtime::{Error, PidFile, PidFileGuard, TermSignal};
 
-use super::{name_of, not_started, release, OWN_ERROR};
+use super::{command_and_name, not_started, release, OWN_ERROR};
 use crate::args::{Ready, Run};
 use crate::notify::Relay;
 use crate::say;
@@ -24,16 +24,9 @@ enum NotTaken {
 }
 
 pub(crate) fn run(args: Run) -> ExitCode {
-    let (program, program_args) = args
-        .command
-        .split_first()
-        .expect("the command line requires a command");
-    let Some(name) = name_of(args.name.as_deref(), program) else {
-        say(format_args!(
-            "cannot name the pidfile after {}: give --name",
-            program.to_string_lossy()
-        ));
-        return ExitCode::from(OWN_ERROR);
+    let (program, program_args, name) = match command_and_name(&args) {
+        Ok(found) => found,
+        Err(status) => return status,
     };
     let pidfile = crate::pidfile(name, args.dir.as_deref())
         .mode(args.mode)

@@ -8,21 +8,14 @@ use std::time::Duration;
 use pid_runtime::{PidFile, PidFileGuard};
 use windows_sys::Win32::System::Console::{SetConsoleCtrlHandler, CTRL_BREAK_EVENT, CTRL_C_EVENT};
 
-use super::{name_of, not_started, release, OWN_ERROR};
+use super::{command_and_name, not_started, release, OWN_ERROR};
 use crate::args::Run;
 use crate::say;
 
 pub(crate) fn run(args: Run) -> ExitCode {
-    let (program, program_args) = args
-        .command
-        .split_first()
-        .expect("the command line requires a command");
-    let Some(name) = name_of(args.name.as_deref(), program) else {
-        say(format_args!(
-            "cannot name the pidfile after {}: give --name",
-            program.to_string_lossy()
-        ));
-        return ExitCode::from(OWN_ERROR);
+    let (program, program_args, name) = match command_and_name(&args) {
+        Ok(found) => found,
+        Err(status) => return status,
     };
     let pidfile = crate::pidfile(name, args.dir.as_deref()).mode(args.mode);
     let mut guard = match acquire(&pidfile, args.wait) {
