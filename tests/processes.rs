@@ -85,34 +85,14 @@ fn sigterm_removes_the_file_and_the_process_dies_of_sigterm() {
 /// `PIDFILE_SIGTERM_RUNS` sets how many processes are killed (default 300).
 #[test]
 fn sigterm_during_acquisitions_and_releases_leaves_no_file() {
-    let runs: usize = std::env::var("PIDFILE_SIGTERM_RUNS")
-        .ok()
-        .and_then(|runs| runs.parse().ok())
-        .unwrap_or(300);
-    let mut left_behind = Vec::new();
-    for run in 0..runs {
-        let dir = TempDir::new();
-        let mut holder = Holder::spawn();
-        assert_eq!(holder.ask(&format!("churn {} 4", dir.arg())), "churning");
+    churning_processes_leave_no_file("PIDFILE_SIGTERM_RUNS", |holder, run| {
         let status = holder.signal_and_wait(Signal::SIGTERM);
         assert_eq!(
             status.signal(),
             Some(Signal::SIGTERM as i32),
             "run {run}: {status:?}"
         );
-        let files: Vec<_> = std::fs::read_dir(dir.path())
-            .unwrap()
-            .map(|entry| entry.unwrap().file_name())
-            .collect();
-        if !files.is_empty() {
-            left_behind.push((run, files));
-        }
-    }
-    assert!(
-        left_behind.is_empty(),
-        "{} of {runs} runs left files: {left_behind:?}",
-        left_behind.len()
-    );
+    });
 }
 
 /// However `exit` falls among threads that acquire and release in a loop,
@@ -122,7 +102,17 @@ fn sigterm_during_acquisitions_and_releases_leaves_no_file() {
 /// 300).
 #[test]
 fn exit_during_acquisitions_and_releases_leaves_no_file() {
-    let runs: usize = std::env::var("PIDFILE_EXIT_RUNS")
+    churning_processes_leave_no_file("PIDFILE_EXIT_RUNS", |holder, run| {
+        let status = holder.end_with("exit 3");
+        assert_eq!(status.code(), Some(3), "run {run}: {status:?}");
+    });
+}
+
+/// Ends, with `end`, processes whose four threads acquire and release in a
+/// loop (as many as `runs_variable` says, default 300), and asserts that
+/// none left a file behind.
+fn churning_processes_leave_no_file(runs_variable: &str, end: impl Fn(Holder, usize)) {
+    let runs: usize = std::env::var(runs_variable)
         .ok()
         .and_then(|runs| runs.parse().ok())
         .unwrap_or(300);
@@ -131,8 +121,7 @@ fn exit_during_acquisitions_and_releases_leaves_no_file() {
         let dir = TempDir::new();
         let mut holder = Holder::spawn();
         assert_eq!(holder.ask(&format!("churn {} 4", dir.arg())), "churning");
-        let status = holder.end_with("exit 3");
-        assert_eq!(status.code(), Some(3), "run {run}: {status:?}");
+        end(holder, run);
         let files: Vec<_> = std::fs::read_dir(dir.path())
             .unwrap()
             .map(|entry| entry.unwrap().file_name())
