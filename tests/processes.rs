@@ -121,18 +121,23 @@ fn churning_processes_leave_no_file(runs_variable: &str, end: impl Fn(Holder, us
         let dir = TempDir::new();
         let mut holder = Holder::spawn();
         assert_eq!(holder.ask(&format!("churn {} 4", dir.arg())), "churning");
+        let pid = holder.pid;
         end(holder, run);
+        // Each with its content, so a failure says whose file it was.
         let files: Vec<_> = std::fs::read_dir(dir.path())
             .unwrap()
-            .map(|entry| entry.unwrap().file_name())
+            .map(|entry| {
+                let entry = entry.unwrap();
+                (entry.file_name(), std::fs::read_to_string(entry.path()))
+            })
             .collect();
         if !files.is_empty() {
-            left_behind.push((run, files));
+            left_behind.push((run, pid, files));
         }
     }
     assert!(
         left_behind.is_empty(),
-        "{} of {runs} runs left files: {left_behind:?}",
+        "{} of {runs} runs left files (run, holder, files): {left_behind:?}",
         left_behind.len()
     );
 }

@@ -223,17 +223,27 @@ extern "C" fn remove_all_at_exit() {
     // no file is created after the table was emptied.
     EXITING.store(true, Ordering::SeqCst);
     let deadline = std::time::Instant::now() + EXIT_PATIENCE;
-    while IN_FLIGHT.load(Ordering::SeqCst) > 0 && std::time::Instant::now() < deadline {
+    while in_flight(STRETCHES.load(Ordering::SeqCst)) > 0 && std::time::Instant::now() < deadline {
         std::thread::yield_now();
     }
     remove_all();
 }
 
-/// Threads now between creating a file and registering it, or between
-/// unregistering it and unlinking it.
-static IN_FLIGHT: AtomicUsize = AtomicUsize::new(0);
-/// Set by the SIGTERM handler: the process is to die of SIGTERM.
-static TERMINATING: AtomicBool = AtomicBool::new(false);
+/// How many threads are now between creating a file and registering it, or
+/// between unregistering it and unlinking it, and, in [`TERMINATING`], whether
+/// the SIGTERM handler ran. One word, so that whoever brings the count to
+/// zero after the handler, or the handler finding it zero, knows it in the
+/// same atomic step: with two, a thread could count itself out, be
+/// interrupted by the handler while others came in, and then read the flag
+/// and remove files from under them.
+static STRETCHES: AtomicUsize = AtomicUsize::new(0);
+/// The bit of [`STRETCHES`] the SIGTERM handler sets.
+const TERMINATING: usize = 1 << (usize::BITS - 1);
+
+fn in_flight(stretches: usize) -> usize {
+    stretches & !TERMINATING
+}
+
 /// Set by whoever removes the files and raises SIGTERM, which happens once.
 static FINISHING: AtomicBool = AtomicBool::new(false);
 /// Set by the `exit` handler: the process is ending.
@@ -244,13 +254,13 @@ static EXITING: AtomicBool = AtomicBool::new(false);
 /// is finished by the last thread to leave such a stretch, once the file is
 /// registered (and is removed) or unlinked; `exit` waits for the stretches
 /// under way, and a stretch that would start after either waits for the
-/// process to end. Costs five atomic operations.
+/// process to end. Costs three atomic operations.
 pub(crate) struct Critical(());
 
 impl Critical {
     pub(crate) fn enter() -> Critical {
-        IN_FLIGHT.fetch_add(1, Ordering::SeqCst);
-        if TERMINATING.load(Ordering::SeqCst) || EXITING.load(Ordering::SeqCst) {
+        let before = STRETCHES.fetch_add(1, Ordering::SeqCst);
+        if before & TERMINATING != 0 || EXITING.load(Ordering::SeqCst) {
             // A handler may have seen no one in flight and be removing
             // files now: touch nothing, and wait for the process to end.
             leave();
@@ -270,7 +280,7 @@ impl Drop for Critical {
 }
 
 fn leave() {
-    if IN_FLIGHT.fetch_sub(1, Ordering::SeqCst) == 1 && TERMINATING.load(Ordering::SeqCst) {
+    if STRETCHES.fetch_sub(1, Ordering::SeqCst) == TERMINATING | 1 {
         finish_termination();
     }
 }
@@ -302,11 +312,9 @@ extern "C" fn remove_all_on_sigterm(_signal: libc::c_int) {
         // remove the files as they drop.
         return;
     }
-    TERMINATING.store(true, Ordering::SeqCst);
-    if IN_FLIGHT.load(Ordering::SeqCst) > 0 {
-        return;
+    if in_flight(STRETCHES.fetch_or(TERMINATING, Ordering::SeqCst)) == 0 {
+        finish_termination();
     }
-    finish_termination();
 }
 
 /// Whether SIGTERM's disposition is still our handler.
