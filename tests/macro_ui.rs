@@ -8,3 +8,11 @@ fn attribute_forms() {
     cases.pass("tests/ui/pass/*.rs");
     cases.compile_fail("tests/ui/fail/*.rs");
 }
+
+/// The misuses of `#[pidfile(cluster = ..)]`, which needs pid-runtime's
+/// `etcd` feature to compile at all.
+#[cfg(feature = "cluster")]
+#[test]
+fn cluster_attribute_misuse() {
+    trybuild::TestCases::new().compile_fail("tests/ui/cluster/*.rs");
+}

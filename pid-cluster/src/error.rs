@@ -217,6 +217,33 @@ impl Error {
     }
 }
 
+/// Converts into an [`io::Error`](std::io::Error) with this error's
+/// message: `ResourceBusy` for a holder, `TimedOut`, `ConnectionRefused`
+/// when no server answers, `InvalidInput` for a bad name or timing, `Other`
+/// otherwise; for functions that return `io::Result`, as under
+/// `#[pidfile(cluster = ..)]`.
+impl From<Error> for std::io::Error {
+    fn from(error: Error) -> std::io::Error {
+        use std::io::ErrorKind;
+        let kind = match &error {
+            Error::AlreadyHeld { .. } => ErrorKind::ResourceBusy,
+            Error::Timeout { .. } => ErrorKind::TimedOut,
+            Error::Unavailable { .. } => ErrorKind::ConnectionRefused,
+            Error::InvalidName { .. } | Error::InvalidTiming { .. } => ErrorKind::InvalidInput,
+            _ => ErrorKind::Other,
+        };
+        std::io::Error::new(kind, error)
+    }
+}
+
+/// Converts into an [`io::Error`](std::io::Error) of kind
+/// `ConnectionAborted` with the loss's message.
+impl From<Lost> for std::io::Error {
+    fn from(lost: Lost) -> std::io::Error {
+        std::io::Error::new(std::io::ErrorKind::ConnectionAborted, lost)
+    }
+}
+
 struct TtlLeft(Option<Duration>);
 
 impl fmt::Display for TtlLeft {

@@ -45,6 +45,9 @@ struct State {
     renewals: AtomicU64,
     last_rtt_micros: AtomicU64,
     is_lost: AtomicBool,
+    /// Set when the guard is released or dropped: nothing waits for a loss
+    /// after that.
+    released: AtomicBool,
     loss: Mutex<Option<LossReason>>,
     loss_seen: Condvar,
     lost: CancellationToken,
@@ -66,6 +69,7 @@ impl Held {
             renewals: AtomicU64::new(0),
             last_rtt_micros: AtomicU64::new(0),
             is_lost: AtomicBool::new(false),
+            released: AtomicBool::new(false),
             loss: Mutex::new(None),
             loss_seen: Condvar::new(),
             lost: CancellationToken::new(),
@@ -156,6 +160,58 @@ impl Held {
             u64::try_from(rtt.as_micros()).unwrap_or(u64::MAX),
             Ordering::Relaxed,
         );
+    }
+
+    /// Waits until the holding ends, `give_up` (on [`clock::now`]) passes,
+    /// or the guard is released; why it ended, if it did. Wakes at the
+    /// deadline by itself, even if the lease thread cannot run.
+    fn wait_loss(&self, give_up: Option<Duration>) -> Option<LossReason> {
+        let mut loss = self
+            .0
+            .loss
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
+        loop {
+            drop(loss);
+            if let Some(reason) = self.check_deadline() {
+                return Some(reason);
+            }
+            let now = clock::now();
+            if self.0.released.load(Ordering::Acquire)
+                || give_up.is_some_and(|give_up| now >= give_up)
+            {
+                return None;
+            }
+            let until_deadline = self.valid_until().saturating_sub(now);
+            let nap = give_up.map_or(until_deadline, |give_up| {
+                until_deadline.min(give_up.saturating_sub(now))
+            });
+            loss = self
+                .0
+                .loss
+                .lock()
+                .unwrap_or_else(|poison| poison.into_inner());
+            if loss.is_some() || self.0.released.load(Ordering::Acquire) {
+                continue;
+            }
+            loss = self
+                .0
+                .loss_seen
+                .wait_timeout(loss, nap.max(Duration::from_millis(1)))
+                .unwrap_or_else(|poison| poison.into_inner())
+                .0;
+        }
+    }
+
+    /// Wakes whatever waits for a loss: the guard is done with.
+    fn release_waiters(&self) {
+        let _loss = self
+            .0
+            .loss
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
+        self.0.released.store(true, Ordering::Release);
+        self.0.loss_seen.notify_all();
     }
 
     fn lost_error(&self, token: FencingToken, reason: LossReason) -> Lost {
@@ -311,6 +367,10 @@ pub struct GuardInfo {
     pub last_rtt: Option<Duration>,
     /// How long it stays valid without another renewal; `None` once lost.
     pub valid_for: Option<Duration>,
+    /// How long before the server could expire the lease the guard gives
+    /// it up: a successor can take the lock no sooner than this long after
+    /// the guard's deadline.
+    pub margin: Duration,
 }
 
 /// A held cluster lock. `Send + Sync`: share it by reference or in an `Arc`
@@ -405,43 +465,40 @@ impl ClusterGuard {
     /// holds.
     pub fn wait_lost(&self, timeout: Option<Duration>) -> Option<Lost> {
         let give_up = timeout.map(|timeout| clock::now() + timeout);
-        let mut loss = self
-            .held
-            .0
-            .loss
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner());
-        loop {
-            drop(loss);
-            if let Err(lost) = self.check() {
-                return Some(lost);
-            }
-            let now = clock::now();
-            if give_up.is_some_and(|give_up| now >= give_up) {
-                return None;
-            }
-            // Wake at the deadline even if the lease thread cannot run.
-            let until_deadline = self.held.valid_until().saturating_sub(now);
-            let nap = give_up.map_or(until_deadline, |give_up| {
-                until_deadline.min(give_up.saturating_sub(now))
-            });
-            loss = self
-                .held
-                .0
-                .loss
-                .lock()
-                .unwrap_or_else(|poison| poison.into_inner());
-            if loss.is_some() {
-                continue;
-            }
-            loss = self
-                .held
-                .0
-                .loss_seen
-                .wait_timeout(loss, nap.max(Duration::from_millis(1)))
-                .unwrap_or_else(|poison| poison.into_inner())
-                .0;
-        }
+        self.held
+            .wait_loss(give_up)
+            .map(|reason| self.held.lost_error(self.token, reason))
+    }
+
+    /// Ends the process when the guard stops holding, unless it was
+    /// released or dropped first: prints `<program>: lost cluster lock
+    /// '<name>' (token N): <reason>` on standard error and calls
+    /// [`std::process::exit`] with `exit_code`, so `atexit` cleanup (a
+    /// pidfile's removal) runs.
+    ///
+    /// A thread of its own waits for the loss and wakes at the deadline by
+    /// itself, so a program that is busy, blocked or was paused cannot go
+    /// on past the moment a successor may start. What the program's other
+    /// threads do between that moment and the exit is what
+    /// [`check`](Self::check) before each side effect, and fencing, are
+    /// for. `#[pidfile(cluster = ..)]` on `main` does this with exit
+    /// code 75 (`EX_TEMPFAIL`).
+    ///
+    /// # Errors
+    ///
+    /// The system's error when it cannot start the thread; then nothing
+    /// watches, and the caller should not go on holding.
+    pub fn exit_when_lost(&self, exit_code: i32) -> std::io::Result<()> {
+        let held = self.held.clone();
+        let token = self.token;
+        std::thread::Builder::new()
+            .name("pid-cluster-exit".into())
+            .spawn(move || {
+                if let Some(reason) = held.wait_loss(None) {
+                    exit_lost(&held.lost_error(token, reason), exit_code);
+                }
+            })
+            .map(drop)
     }
 
     /// What this guard is.
@@ -458,6 +515,7 @@ impl ClusterGuard {
             last_rtt: (state.renewals.load(Ordering::Relaxed) > 0)
                 .then(|| Duration::from_micros(rtt)),
             valid_for: self.valid_for(),
+            margin: state.lease.margin,
         }
     }
 
@@ -523,6 +581,7 @@ impl ClusterGuard {
         }
         self.renewing.stop();
         self.watching.cancel();
+        self.held.release_waiters();
         let (send, receive) = std::sync::mpsc::channel();
         let mut client = self.client.clone();
         let held = self.held.clone();
@@ -539,6 +598,20 @@ impl Drop for ClusterGuard {
             let _ = revoked.recv_timeout(DROP_BOUND);
         }
     }
+}
+
+/// Prints why the lock was lost, as `<program>: <loss>`, and exits.
+fn exit_lost(lost: &Lost, exit_code: i32) -> ! {
+    let program = std::env::args_os()
+        .next()
+        .and_then(|arg0| {
+            std::path::Path::new(&arg0)
+                .file_name()
+                .map(|name| name.to_string_lossy().into_owned())
+        })
+        .unwrap_or_else(|| "pid-cluster".to_string());
+    eprintln!("{program}: {lost}");
+    std::process::exit(exit_code)
 }
 
 /// Revokes a lease until the server answers, or until it must have expired.

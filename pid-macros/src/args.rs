@@ -19,6 +19,13 @@ pub(crate) enum TermSignal {
     Never,
 }
 
+/// What a function does when its cluster lock is lost.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum OnLost {
+    Exit,
+    Cancel,
+}
+
 #[derive(Default)]
 pub(crate) struct Args {
     pub(crate) name: Option<Expr>,
@@ -34,9 +41,48 @@ pub(crate) struct Args {
     pub(crate) entry: Option<WithSpan<bool>>,
     pub(crate) daemonize: Option<WithSpan<bool>>,
     pub(crate) krate: Option<Path>,
+    pub(crate) cluster: Option<WithSpan<Expr>>,
+    /// Milliseconds.
+    pub(crate) ttl: Option<WithSpan<u64>>,
+    pub(crate) bind: Option<syn::Ident>,
+    pub(crate) on_lost: Option<WithSpan<OnLost>>,
+    pub(crate) lost_exit_code: Option<WithSpan<u8>>,
+    pub(crate) local: Option<WithSpan<bool>>,
+    /// The arguments that configure the local pidfile, where they were
+    /// written: `local = false` leaves nothing for them to configure.
+    pub(crate) local_keys: Vec<(String, Span)>,
+    /// The arguments that configure the cluster lock, where they were
+    /// written: without `cluster`, there is none.
+    pub(crate) cluster_keys: Vec<(String, Span)>,
 }
 
 impl Args {
+    /// The arguments of the local pidfile alone.
+    pub(crate) fn local_only(&self) -> Args {
+        Args {
+            name: self.name.clone(),
+            dir: self.dir.clone(),
+            mode: self.mode,
+            uid: self.uid,
+            gid: self.gid,
+            allow_same_pid: self.allow_same_pid,
+            force_tmpdir: self.force_tmpdir,
+            enforce_pid_suffix: self.enforce_pid_suffix,
+            term_signal: self.term_signal,
+            exit_code: self.exit_code.as_ref().map(|code| WithSpan {
+                value: code.value,
+                span: code.span,
+            }),
+            entry: None,
+            daemonize: self.daemonize.as_ref().map(|daemonize| WithSpan {
+                value: daemonize.value,
+                span: daemonize.span,
+            }),
+            krate: self.krate.clone(),
+            ..Args::default()
+        }
+    }
+
     pub(crate) fn parse(tokens: TokenStream) -> syn::Result<Args> {
         let mut args = Args::default();
         syn::meta::parser(|meta| args.set(&meta)).parse2(tokens)?;
@@ -67,6 +113,12 @@ impl Args {
         }
         let span = meta.path.span();
         let value: Expr = meta.value()?.parse()?;
+        if LOCAL_KEYS.contains(&key.as_str()) {
+            self.local_keys.push((key.clone(), span));
+        }
+        if CLUSTER_KEYS.contains(&key.as_str()) {
+            self.cluster_keys.push((key.clone(), span));
+        }
         match key.as_str() {
             "name" => set_once(&mut self.name, &key, span, name(value)?),
             "dir" => set_once(&mut self.dir, &key, span, dir(value)?),
@@ -84,7 +136,7 @@ impl Args {
                 boolean(&key, &value)?,
             ),
             "term_signal" => set_once(&mut self.term_signal, &key, span, term_signal(&value)?),
-            "exit_code" => set_once(&mut self.exit_code, &key, span, exit_code(&value)?),
+            "exit_code" => set_once(&mut self.exit_code, &key, span, exit_code(&key, &value)?),
             "entry" => {
                 let value = WithSpan {
                     value: boolean(&key, &value)?,
@@ -100,13 +152,50 @@ impl Args {
                 set_once(&mut self.daemonize, &key, span, value)
             }
             "crate" => set_once(&mut self.krate, &key, span, crate_path(&value)?),
+            "cluster" => set_once(&mut self.cluster, &key, span, WithSpan { value, span }),
+            "ttl" => set_once(&mut self.ttl, &key, span, ttl(&value)?),
+            "bind" => set_once(&mut self.bind, &key, span, bind(&value)?),
+            "on_lost" => set_once(&mut self.on_lost, &key, span, on_lost(&value, span)?),
+            "lost_exit_code" => {
+                let code = exit_code("lost_exit_code", &value)?;
+                if code.value == 0 {
+                    return Err(syn::Error::new_spanned(
+                        &value,
+                        "`lost_exit_code = 0` would report a run that lost its cluster lock as a success",
+                    ));
+                }
+                set_once(&mut self.lost_exit_code, &key, span, code)
+            }
+            "local" => {
+                let value = WithSpan {
+                    value: boolean(&key, &value)?,
+                    span,
+                };
+                set_once(&mut self.local, &key, span, value)
+            }
             _ => unreachable!("every key of KEYS_AND_EXAMPLES has its arm"),
         }
     }
 }
 
+/// The arguments that configure the local pidfile.
+const LOCAL_KEYS: [&str; 9] = [
+    "dir",
+    "mode",
+    "uid",
+    "gid",
+    "allow_same_pid",
+    "force_tmpdir",
+    "enforce_pid_suffix",
+    "term_signal",
+    "daemonize",
+];
+
+/// The arguments that configure the cluster lock, beside `cluster`.
+const CLUSTER_KEYS: [&str; 5] = ["ttl", "bind", "on_lost", "lost_exit_code", "local"];
+
 /// The arguments, with an example value each for error messages.
-const KEYS_AND_EXAMPLES: [(&str, &str); 13] = [
+const KEYS_AND_EXAMPLES: [(&str, &str); 19] = [
     ("name", "\"worker\""),
     ("dir", "\"/run/worker\""),
     ("mode", "0o644"),
@@ -120,6 +209,12 @@ const KEYS_AND_EXAMPLES: [(&str, &str); 13] = [
     ("entry", "false"),
     ("daemonize", "true"),
     ("crate", "\"::pid_runtime\""),
+    ("cluster", "Etcd::from_env()"),
+    ("ttl", "\"10s\""),
+    ("bind", "lease"),
+    ("on_lost", "\"cancel\""),
+    ("lost_exit_code", "75"),
+    ("local", "false"),
 ];
 
 fn example(key: &str) -> Option<&'static str> {
@@ -248,8 +343,8 @@ fn id(key: &str, value: &Expr) -> syn::Result<u32> {
     integer(key, value)
 }
 
-fn exit_code(value: &Expr) -> syn::Result<WithSpan<u8>> {
-    let code: u64 = integer("exit_code", value)?;
+fn exit_code(key: &str, value: &Expr) -> syn::Result<WithSpan<u8>> {
+    let code: u64 = integer(key, value)?;
     match u8::try_from(code) {
         Ok(code) => Ok(WithSpan {
             value: code,
@@ -257,9 +352,80 @@ fn exit_code(value: &Expr) -> syn::Result<WithSpan<u8>> {
         }),
         Err(_) => Err(syn::Error::new_spanned(
             value,
-            "`exit_code` must be between 0 and 255",
+            format!("`{key}` must be between 0 and 255"),
         )),
     }
+}
+
+/// `"10s"`, `"1500ms"`, `"2m"`, `"1h"`: at least a second, since a lease
+/// lives whole seconds.
+fn ttl(value: &Expr) -> syn::Result<WithSpan<u64>> {
+    const USAGE: &str =
+        "`ttl` takes a duration as a string, like `ttl = \"10s\"` (units: ms, s, m, h)";
+    let Some(text) = string_literal(value) else {
+        return Err(syn::Error::new_spanned(value, USAGE));
+    };
+    let written = text.value();
+    let digits_end = written
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(written.len());
+    let (number, unit) = written.split_at(digits_end);
+    let per_unit: u64 = match unit.trim() {
+        "ms" => 1,
+        "s" => 1_000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        _ => return Err(syn::Error::new_spanned(text, USAGE)),
+    };
+    let millis = number
+        .parse::<u64>()
+        .ok()
+        .and_then(|number| number.checked_mul(per_unit));
+    match millis {
+        Some(millis) if millis >= 1_000 => Ok(WithSpan {
+            value: millis,
+            span: text.span(),
+        }),
+        Some(_) => Err(syn::Error::new_spanned(
+            text,
+            "`ttl` must be at least 1 s: a lease lives whole seconds",
+        )),
+        None => Err(syn::Error::new_spanned(text, USAGE)),
+    }
+}
+
+fn bind(value: &Expr) -> syn::Result<syn::Ident> {
+    match value {
+        Expr::Path(path) if path.qself.is_none() && path.attrs.is_empty() => {
+            match path.path.get_ident() {
+                Some(ident) => Ok(ident.clone()),
+                None => Err(syn::Error::new_spanned(
+                    value,
+                    "`bind` takes the name the body uses for the cluster guard, like `bind = lease`",
+                )),
+            }
+        }
+        Expr::Group(group) => bind(&group.expr),
+        _ => Err(syn::Error::new_spanned(
+            value,
+            "`bind` takes the name the body uses for the cluster guard, like `bind = lease`",
+        )),
+    }
+}
+
+fn on_lost(value: &Expr, span: Span) -> syn::Result<WithSpan<OnLost>> {
+    let policy = string_literal(value).map(LitStr::value);
+    let value = match policy.as_deref() {
+        Some("exit") => OnLost::Exit,
+        Some("cancel") => OnLost::Cancel,
+        _ => {
+            return Err(syn::Error::new_spanned(
+                value,
+                "`on_lost` takes \"exit\" or \"cancel\"",
+            ))
+        }
+    };
+    Ok(WithSpan { value, span })
 }
 
 fn boolean(key: &str, value: &Expr) -> syn::Result<bool> {

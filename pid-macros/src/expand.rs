@@ -4,7 +4,11 @@ use proc_macro2::{Literal, Span, TokenStream};
 use quote::{quote, quote_spanned};
 use syn::{Ident, ItemFn, ReturnType, Stmt, Type};
 
-use crate::args::{Args, TermSignal};
+use crate::args::{Args, OnLost, TermSignal};
+
+/// `on_lost = "exit"`'s status when `lost_exit_code` does not say:
+/// `EX_TEMPFAIL`, so a scheduler that retries tries again.
+const LOST_EXIT_CODE: u8 = 75;
 
 pub(crate) fn pidfile(args: TokenStream, item: TokenStream) -> TokenStream {
     let function: ItemFn = match syn::parse2(item.clone()) {
@@ -68,10 +72,212 @@ fn guard(mut function: ItemFn, args: &Args) -> syn::Result<ItemFn> {
             ));
         }
     }
+    if args.cluster.is_some() {
+        return clustered(function, args, is_main);
+    }
+    if let Some((key, span)) = args.cluster_keys.first() {
+        return Err(syn::Error::new(
+            *span,
+            format!("`{key}` applies only with a cluster lock: add `cluster = Etcd::from_env()`"),
+        ));
+    }
     let acquire = acquisition(args, is_main, &function.sig.output);
     let statements: Vec<Stmt> = syn::parse::Parser::parse2(syn::Block::parse_within, acquire)?;
     function.block.stmts.splice(0..0, statements);
     Ok(function)
+}
+
+/// `#[pidfile(cluster = ..)]`: the local pidfile (unless `local = false`),
+/// then the cluster lock, then the body, whose result counts only if the
+/// lock was held throughout; the guards drop in the opposite order.
+fn clustered(mut function: ItemFn, args: &Args, is_main: bool) -> syn::Result<ItemFn> {
+    let site = Span::mixed_site();
+    let local = args.local.as_ref().is_none_or(|local| local.value);
+    if !local {
+        if let Some((key, span)) = args.local_keys.first() {
+            return Err(syn::Error::new(
+                *span,
+                format!("`{key}` configures the local pidfile, which `local = false` leaves out"),
+            ));
+        }
+    }
+    let on_lost = args.on_lost.as_ref().map_or(
+        if is_main {
+            OnLost::Exit
+        } else {
+            OnLost::Cancel
+        },
+        |on_lost| on_lost.value,
+    );
+    if on_lost == OnLost::Cancel {
+        if let Some(code) = &args.lost_exit_code {
+            return Err(syn::Error::new(
+                code.span,
+                "`lost_exit_code` applies with `on_lost = \"exit\"`; with \"cancel\" the function \
+                 returns the loss as its error",
+            ));
+        }
+        if !returns_result(&function.sig.output) {
+            let span = args
+                .on_lost
+                .as_ref()
+                .map_or_else(|| function.sig.ident.span(), |on_lost| on_lost.span);
+            return Err(syn::Error::new(
+                span,
+                "`on_lost = \"cancel\"` returns a lost cluster lock as the function's error: the \
+                 function must return a `Result`",
+            ));
+        }
+    }
+    let output = match &function.sig.output {
+        ReturnType::Type(_, ty) => {
+            if contains_impl_trait(ty) {
+                return Err(syn::Error::new_spanned(
+                    ty,
+                    "#[pidfile(cluster = ..)] names the return type to check the result against \
+                     the lock, and cannot name `impl Trait`: write the type",
+                ));
+            }
+            quote!(#ty)
+        }
+        ReturnType::Default => quote!(()),
+    };
+    let private = match &args.krate {
+        Some(krate) => quote!(#krate::__private),
+        None => quote!(::pid_runtime::__private),
+    };
+    let is_async = function.sig.asyncness.is_some();
+
+    let name = Ident::new("__pidfile_name", site);
+    let mut local_args_name = None;
+    let name_statement = match &args.name {
+        Some(given) => {
+            local_args_name = Some(syn::parse2::<syn::Expr>(
+                quote_spanned!(site=> #name.clone()),
+            )?);
+            quote_spanned! {site=>
+                let #name: ::std::ffi::OsString = ::core::convert::Into::into(#given);
+            }
+        }
+        None => TokenStream::new(),
+    };
+    let local_statements = if local {
+        let local_args = Args {
+            name: local_args_name.clone().or_else(|| args.name.clone()),
+            ..args.local_only()
+        };
+        acquisition(&local_args, is_main, &function.sig.output)
+    } else {
+        TokenStream::new()
+    };
+
+    let error = Ident::new("__pidfile_error", site);
+    let lost = Ident::new("__pidfile_lost", site);
+    let lock = Ident::new("__pidfile_lock", site);
+    let guard = Ident::new("__pidfile_cluster", site);
+    let result = Ident::new("__pidfile_result", site);
+    let at_output = match &function.sig.output {
+        ReturnType::Type(_, ty) => syn::spanned::Spanned::span(&**ty),
+        ReturnType::Default => Span::call_site(),
+    };
+    let private_at_output = respanned(private.clone(), at_output);
+    let refused = if is_main {
+        let code =
+            Literal::i32_suffixed(args.exit_code.as_ref().map_or(1, |code| code.value.into()));
+        quote_spanned!(site=> #private::exit_refused(&#error, #code))
+    } else {
+        let convert = quote_spanned!(at_output=>
+            #private_at_output::cluster::IntoClusterError::from_refusal(#error));
+        quote_spanned!(site=> return ::core::result::Result::Err(#convert))
+    };
+    let lost_code = Literal::i32_suffixed(
+        args.lost_exit_code
+            .as_ref()
+            .map_or(LOST_EXIT_CODE, |code| code.value)
+            .into(),
+    );
+    let exit_on_loss = match on_lost {
+        OnLost::Exit => quote!(::core::option::Option::Some(#lost_code)),
+        OnLost::Cancel => quote!(::core::option::Option::None),
+    };
+    let name_argument = match &args.name {
+        Some(_) => quote_spanned!(site=> ::core::option::Option::Some(#name.clone())),
+        None => quote!(::core::option::Option::None),
+    };
+    let ttl = match &args.ttl {
+        Some(ttl) => {
+            let millis = Literal::u64_suffixed(ttl.value);
+            quote!(::core::option::Option::Some(::core::time::Duration::from_millis(#millis)))
+        }
+        None => quote!(::core::option::Option::None),
+    };
+    let backend = &args.cluster.as_ref().expect("a cluster argument").value;
+    let backend = quote_spanned!(syn::spanned::Spanned::span(backend)=> #private::cluster::Backend::into_etcd(#backend));
+    let acquire = if is_async {
+        quote_spanned!(site=> #private::cluster::acquire_async(&#lock, #exit_on_loss).await)
+    } else {
+        quote_spanned!(site=> #private::cluster::acquire(&#lock, #exit_on_loss))
+    };
+    let bind = args
+        .bind
+        .as_ref()
+        .map(|bind| quote_spanned!(site=> let #bind = &#guard;));
+
+    let statements = &function.block.stmts;
+    // The body's own `return`s and `?`s end the closure or async block, so
+    // its result is checked against the lock whichever way it ends.
+    let body = quote!({ let #result: #output = { #(#statements)* }; #result });
+    let from_lost = quote_spanned!(at_output=>
+        #private_at_output::cluster::IntoClusterError::from_lost(#lost));
+    let run = match (is_async, on_lost) {
+        (true, OnLost::Cancel) => quote_spanned! {site=>
+            let #result = match #private::cluster::until_lost(&#guard, async #body).await {
+                ::core::result::Result::Ok(#result) => #result,
+                ::core::result::Result::Err(#lost) => return ::core::result::Result::Err(#from_lost),
+            };
+        },
+        (true, OnLost::Exit) => quote_spanned!(site=> let #result = async #body.await;),
+        (false, _) => quote_spanned!(site=> let #result = (|| #body)();),
+    };
+    let after = match on_lost {
+        OnLost::Exit => {
+            quote_spanned!(site=> #private::cluster::exit_if_lost(&#guard, #lost_code);)
+        }
+        OnLost::Cancel => quote_spanned! {site=>
+            if let ::core::result::Result::Err(#lost) = #private::cluster::held_throughout(&#guard) {
+                return ::core::result::Result::Err(#from_lost);
+            }
+        },
+    };
+    let expanded = quote_spanned! {site=>
+        #private::cluster_body! {
+            #name_statement
+            #local_statements
+            let #lock = #private::cluster::lock(#name_argument, #backend, #ttl);
+            let #guard = match #acquire {
+                ::core::result::Result::Ok(#guard) => #guard,
+                ::core::result::Result::Err(#error) => #refused,
+            };
+            #bind
+            #run
+            #after
+            #result
+        }
+    };
+    function.block = Box::new(syn::parse2(quote!({ #expanded }))?);
+    Ok(function)
+}
+
+fn contains_impl_trait(ty: &Type) -> bool {
+    struct Finder(bool);
+    impl<'ast> syn::visit::Visit<'ast> for Finder {
+        fn visit_type_impl_trait(&mut self, _: &'ast syn::TypeImplTrait) {
+            self.0 = true;
+        }
+    }
+    let mut finder = Finder(false);
+    syn::visit::Visit::visit_type(&mut finder, ty);
+    finder.0
 }
 
 /// Whether the function is the program's entry, which exits on refusal: a

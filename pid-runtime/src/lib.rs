@@ -252,6 +252,70 @@ pub use term_signal::TermSignal;
 /// under `#[tokio::main]` in either order. Methods, generics and `unsafe fn`
 /// keep their signatures. A `const fn`, or a function other than `main` that
 /// does not return a `Result`, is a compile error.
+///
+/// # One instance across hosts (feature `etcd`)
+///
+/// `cluster = <expr>` adds a [cluster lock](crate::cluster) named as the
+/// pidfile is, on the servers `<expr>` gives (anything that converts into
+/// `cluster::Etcd`, such as `Etcd::from_env()`): one instance per host by the
+/// pidfile, then one across hosts by the lock. The order is local pidfile,
+/// cluster lock, body, cluster release, local release.
+///
+/// | argument | value | default |
+/// |---|---|---|
+/// | `cluster` | the lock's servers | none: no cluster lock |
+/// | `ttl` | the lease's time to live, a string checked at compile time: `"10s"`, `"1500ms"`, `"2m"` | `"10s"` |
+/// | `bind` | a name for the `&ClusterGuard` in the body, for `check()` and `fencing_token()` | unreachable |
+/// | `on_lost` | `"exit"` or `"cancel"` | `"exit"` on `main`, `"cancel"` elsewhere |
+/// | `lost_exit_code` | the status of `"exit"`, not 0 | 75 (`EX_TEMPFAIL`) |
+/// | `local` | `false` to take no local pidfile | `true` |
+///
+/// - A refusal is handled as the pidfile's is: `main` prints
+///   `<program>: already running as pid 4242 on build-7 (cluster lock ..)`
+///   and exits with `exit_code`; another function returns it as its error,
+///   which must convert from `cluster::Error` and `cluster::Lost`.
+/// - `on_lost = "exit"`: at the guard's deadline, from a thread of its own,
+///   the process prints `<program>: lost cluster lock 'name' (token N):
+///   <reason>` and exits with `lost_exit_code`, removing its pidfile on the
+///   way out; and if the body returns after the lock was lost, it exits so
+///   too, whatever the body returned.
+/// - `on_lost = "cancel"`: an `async fn` body is dropped at its next
+///   `.await` once the lock is lost, and the function returns `Err(Lost)`;
+///   any body that returns after the lock was lost at any time returns
+///   `Err(Lost)`, even if it succeeded, so a scheduler never records a run
+///   as exclusive when it was not.
+///
+/// The body sees the lock as `bind` names it; it should call `check()`
+/// before each side effect, and hand `fencing_token()` to what it writes:
+///
+#[cfg_attr(
+    feature = "etcd",
+    doc = r#"
+```no_run
+use pid_runtime::cluster::Etcd;
+
+# fn batches() -> std::io::Result<Vec<u32>> { Ok(vec![]) }
+# fn store(_: u32, _: pid_runtime::cluster::FencingToken) -> std::io::Result<()> { Ok(()) }
+#[pid_runtime::pidfile(name = "nightly-report", cluster = Etcd::from_env(), ttl = "10s", bind = lease)]
+fn main() -> std::io::Result<()> {
+    for batch in batches()? {
+        lease.check()?; // no I/O: a clock and a flag
+        store(batch, lease.fencing_token())?; // the store refuses older tokens
+    }
+    Ok(())
+}
+```
+"#
+)]
+#[cfg_attr(
+    not(feature = "etcd"),
+    doc = "(The example is built with the `etcd` feature.)"
+)]
+///
+///
+/// The body runs in a closure (an async block for an `async fn`), so that
+/// its `return`s and `?`s are checked against the lock too; a return type
+/// written as `impl Trait` cannot be named there and does not compile.
 #[cfg(feature = "macros")]
 #[cfg_attr(docsrs, doc(cfg(feature = "macros")))]
 pub use pid_macros::pidfile;
@@ -302,13 +366,170 @@ pub mod __private {
     }
 
     /// Tells the user why `main` will not run, and exits.
-    pub fn exit_refused(error: &Error, exit_code: i32) -> ! {
-        let program = crate::path::program_name()
-            .map(|name| name.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "pidfile".to_string());
-        eprintln!("{program}: {error}");
+    pub fn exit_refused(error: &dyn std::fmt::Display, exit_code: i32) -> ! {
+        eprintln!("{}: {error}", program());
         std::process::exit(exit_code)
     }
+
+    fn program() -> String {
+        crate::path::program_name()
+            .map(|name| name.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "pidfile".to_string())
+    }
+
+    /// Passes a function's statements on when the `etcd` feature gives
+    /// `#[pidfile(cluster = ..)]` a cluster lock to take, and says which
+    /// feature is missing otherwise.
+    #[cfg(feature = "etcd")]
+    pub use crate::__pidfile_cluster_body as cluster_body;
+    #[cfg(not(feature = "etcd"))]
+    pub use crate::__pidfile_no_cluster_body as cluster_body;
+
+    /// What `#[pidfile(cluster = ..)]` expands to calls.
+    #[cfg(feature = "etcd")]
+    pub mod cluster {
+        use std::ffi::OsString;
+        use std::future::Future;
+        use std::time::Duration;
+
+        pub use pid_cluster::{ClusterGuard, Error, Lost};
+        use pid_cluster::{ClusterLock, Etcd};
+
+        /// What `cluster = <expr>` takes: anything that converts into a
+        /// backend, such as `Etcd::from_env()`.
+        #[diagnostic::on_unimplemented(
+            message = "`cluster = ..` takes the servers of a cluster lock, such as `Etcd::from_env()`, but got `{Self}`",
+            label = "not a cluster backend",
+            note = "write `cluster = pid_runtime::cluster::Etcd::from_env()` or `Etcd::endpoints([\"http://10.0.0.5:2379\"])`"
+        )]
+        pub trait Backend {
+            /// The servers.
+            fn into_etcd(self) -> Etcd;
+        }
+
+        impl<T: Into<Etcd>> Backend for T {
+            fn into_etcd(self) -> Etcd {
+                self.into()
+            }
+        }
+
+        /// What a function under `#[pidfile(cluster = ..)]` returns as its
+        /// error when the cluster lock is refused or lost.
+        #[diagnostic::on_unimplemented(
+            message = "`#[pidfile(cluster = ..)]` returns a refused or lost cluster lock as the error, but `{Self}` cannot hold a `pid_cluster::Error` and a `pid_cluster::Lost`",
+            label = "this error type does not convert from `pid_cluster::Error` and `pid_cluster::Lost`",
+            note = "return `std::io::Result<_>`, `Result<_, Box<dyn std::error::Error>>` or `anyhow::Result<_>`, or implement `From<pid_cluster::Error>` and `From<pid_cluster::Lost>` for `{Self}`"
+        )]
+        pub trait IntoClusterError {
+            /// A refusal as this error type.
+            fn from_refusal(error: Error) -> Self;
+            /// A loss as this error type.
+            fn from_lost(lost: Lost) -> Self;
+        }
+
+        impl<E: From<Error> + From<Lost>> IntoClusterError for E {
+            fn from_refusal(error: Error) -> E {
+                E::from(error)
+            }
+            fn from_lost(lost: Lost) -> E {
+                E::from(lost)
+            }
+        }
+
+        /// The lock named as the pidfile is: `name`, else the program's
+        /// name.
+        pub fn lock(
+            name: Option<OsString>,
+            backend: impl Backend,
+            ttl: Option<Duration>,
+        ) -> ClusterLock {
+            let name = name
+                .or_else(crate::path::program_name)
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned();
+            let lock = ClusterLock::new(name).backend(backend.into_etcd());
+            match ttl {
+                Some(ttl) => lock.ttl(ttl),
+                None => lock,
+            }
+        }
+
+        /// Takes the lock; with `exit_code`, the process exits with it when
+        /// the lock is lost (`on_lost = "exit"`).
+        pub fn acquire(lock: &ClusterLock, exit_code: Option<i32>) -> Result<ClusterGuard, Error> {
+            watched(lock, lock.acquire()?, exit_code)
+        }
+
+        /// [`acquire`] for an `async fn`.
+        pub async fn acquire_async(
+            lock: &ClusterLock,
+            exit_code: Option<i32>,
+        ) -> Result<ClusterGuard, Error> {
+            watched(lock, lock.acquire_async().await?, exit_code)
+        }
+
+        fn watched(
+            lock: &ClusterLock,
+            guard: ClusterGuard,
+            exit_code: Option<i32>,
+        ) -> Result<ClusterGuard, Error> {
+            if let Some(exit_code) = exit_code {
+                if let Err(error) = guard.exit_when_lost(exit_code) {
+                    return Err(Error::Backend {
+                        name: lock.name().to_string(),
+                        operation: "watch for a loss",
+                        source: error.into(),
+                    });
+                }
+            }
+            Ok(guard)
+        }
+
+        /// Runs an async body until it ends or the lock is lost, when it
+        /// is dropped at its next `.await`.
+        pub async fn until_lost<F: Future>(
+            guard: &ClusterGuard,
+            body: F,
+        ) -> Result<F::Output, Lost> {
+            match guard.lost().run_until_cancelled(body).await {
+                Some(output) => Ok(output),
+                None => guard
+                    .check()
+                    .map(|()| unreachable!("cancelled only when lost")),
+            }
+        }
+
+        /// After the body: the lock was held all along, or why not.
+        pub fn held_throughout(guard: &ClusterGuard) -> Result<(), Lost> {
+            guard.check()
+        }
+
+        /// After the body, `on_lost = "exit"`: exits with `exit_code` if the
+        /// lock was lost at any time, even if the body succeeded.
+        pub fn exit_if_lost(guard: &ClusterGuard, exit_code: i32) {
+            if let Err(lost) = guard.check() {
+                super::exit_refused(&lost, exit_code);
+            }
+        }
+    }
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __pidfile_cluster_body {
+    ($($statements:tt)*) => { $($statements)* };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __pidfile_no_cluster_body {
+    ($($statements:tt)*) => {
+        ::core::compile_error!(
+            "`#[pidfile(cluster = ..)]` needs the `etcd` feature of pid-runtime: \
+             pid-runtime = { version = \"0.1\", features = [\"etcd\"] }"
+        )
+    };
 }
 
 #[cfg(doctest)]

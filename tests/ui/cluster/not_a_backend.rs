@@ -1,0 +1,2 @@
+#[pid_runtime::pidfile(cluster = 2379)]
+fn main() {}

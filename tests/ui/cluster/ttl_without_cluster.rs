@@ -1,0 +1,2 @@
+#[pid_runtime::pidfile(ttl = "10s")]
+fn main() {}
