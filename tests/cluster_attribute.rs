@@ -240,11 +240,8 @@ fn a_holder_stopped_past_its_lease_exits_75_when_continued_before_it_writes() {
 
 /// A worker stopped past its lease, then continued: `on_lost = "cancel"`,
 /// the default for a worker.
-fn lost_worker(kind: &str, finish_body: bool) -> String {
-    let etcd = etcd_or_skip_value(kind);
-    let Some(etcd) = etcd else {
-        return String::new();
-    };
+fn lost_worker(kind: &str, finish_body: bool) {
+    let etcd = etcd_or_skip!();
     let lock = lock_name(kind);
     let endpoint = etcd.endpoint();
     let mut worker = Program::start(
@@ -268,16 +265,6 @@ fn lost_worker(kind: &str, finish_body: bool) -> String {
         answer.starts_with(&format!("err lost cluster lock '{lock}' (token {held})")),
         "{answer}"
     );
-    answer
-}
-
-fn etcd_or_skip_value(_: &str) -> Option<etcd::Etcd> {
-    let etcd = etcd::Etcd::start();
-    if etcd.is_none() {
-        assert!(std::env::var_os("CI").is_none(), "etcd is not installed");
-        eprintln!("skipped: etcd is not installed");
-    }
-    etcd
 }
 
 #[test]
