@@ -9,9 +9,9 @@ mod common;
 #[allow(dead_code)]
 mod etcd;
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{Read, Write};
 use std::path::Path;
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::process::{Child, ChildStdin, Command};
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -45,22 +45,7 @@ impl Program {
         for (key, value) in env {
             command.env(key, value);
         }
-        let mut child = command
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start the program");
-        let (send, lines) = mpsc::channel();
-        let stdout = child.stdout.take().expect("stdout");
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if send.send(line).is_err() {
-                    break;
-                }
-            }
-        });
+        let (mut child, lines) = common::spawn_piped(command);
         let stdin = child.stdin.take();
         Program {
             child,
@@ -89,16 +74,15 @@ impl Program {
     /// standard error.
     fn finish(mut self) -> (Option<i32>, String) {
         self.stdin = None;
-        let output = std::mem::replace(
-            &mut self.child,
-            Command::new("true").spawn().expect("a placeholder"),
-        )
-        .wait_with_output()
-        .expect("wait for the program");
-        (
-            output.status.code(),
-            String::from_utf8_lossy(&output.stderr).into_owned(),
-        )
+        let mut stderr = String::new();
+        self.child
+            .stderr
+            .take()
+            .expect("stderr")
+            .read_to_string(&mut stderr)
+            .expect("read its standard error");
+        let status = self.child.wait().expect("wait for the program");
+        (status.code(), stderr)
     }
 }
 
