@@ -57,32 +57,6 @@ pub(crate) struct Args {
 }
 
 impl Args {
-    /// The arguments of the local pidfile alone.
-    pub(crate) fn local_only(&self) -> Args {
-        Args {
-            name: self.name.clone(),
-            dir: self.dir.clone(),
-            mode: self.mode,
-            uid: self.uid,
-            gid: self.gid,
-            allow_same_pid: self.allow_same_pid,
-            force_tmpdir: self.force_tmpdir,
-            enforce_pid_suffix: self.enforce_pid_suffix,
-            term_signal: self.term_signal,
-            exit_code: self.exit_code.as_ref().map(|code| WithSpan {
-                value: code.value,
-                span: code.span,
-            }),
-            entry: None,
-            daemonize: self.daemonize.as_ref().map(|daemonize| WithSpan {
-                value: daemonize.value,
-                span: daemonize.span,
-            }),
-            krate: self.krate.clone(),
-            ..Args::default()
-        }
-    }
-
     pub(crate) fn parse(tokens: TokenStream) -> syn::Result<Args> {
         let mut args = Args::default();
         syn::meta::parser(|meta| args.set(&meta)).parse2(tokens)?;

@@ -81,7 +81,7 @@ fn guard(mut function: ItemFn, args: &Args) -> syn::Result<ItemFn> {
             format!("`{key}` applies only with a cluster lock: add `cluster = Etcd::from_env()`"),
         ));
     }
-    let acquire = acquisition(args, is_main, &function.sig.output);
+    let acquire = acquisition(args, args.name.as_ref(), is_main, &function.sig.output);
     let statements: Vec<Stmt> = syn::parse::Parser::parse2(syn::Block::parse_within, acquire)?;
     function.block.stmts.splice(0..0, statements);
     Ok(function)
@@ -142,31 +142,29 @@ fn clustered(mut function: ItemFn, args: &Args, is_main: bool) -> syn::Result<It
         }
         ReturnType::Default => quote!(()),
     };
-    let private = match &args.krate {
-        Some(krate) => quote!(#krate::__private),
-        None => quote!(::pid_runtime::__private),
-    };
+    let private = private_path(args);
     let is_async = function.sig.asyncness.is_some();
 
     let name = Ident::new("__pidfile_name", site);
-    let mut local_args_name = None;
-    let name_statement = match &args.name {
-        Some(given) => {
-            local_args_name = Some(syn::parse2::<syn::Expr>(
-                quote_spanned!(site=> #name.clone()),
-            )?);
+    // The name is evaluated once, for the pidfile and the lock.
+    let (name_statement, name_argument, local_name) = match &args.name {
+        Some(given) => (
             quote_spanned! {site=>
                 let #name: ::std::ffi::OsString = ::core::convert::Into::into(#given);
-            }
-        }
-        None => TokenStream::new(),
+            },
+            quote_spanned!(site=> ::core::option::Option::Some(#name.clone())),
+            Some(syn::parse2::<syn::Expr>(
+                quote_spanned!(site=> #name.clone()),
+            )?),
+        ),
+        None => (
+            TokenStream::new(),
+            quote!(::core::option::Option::None),
+            None,
+        ),
     };
     let local_statements = if local {
-        let local_args = Args {
-            name: local_args_name.clone().or_else(|| args.name.clone()),
-            ..args.local_only()
-        };
-        acquisition(&local_args, is_main, &function.sig.output)
+        acquisition(args, local_name.as_ref(), is_main, &function.sig.output)
     } else {
         TokenStream::new()
     };
@@ -176,10 +174,7 @@ fn clustered(mut function: ItemFn, args: &Args, is_main: bool) -> syn::Result<It
     let lock = Ident::new("__pidfile_lock", site);
     let guard = Ident::new("__pidfile_cluster", site);
     let result = Ident::new("__pidfile_result", site);
-    let at_output = match &function.sig.output {
-        ReturnType::Type(_, ty) => syn::spanned::Spanned::span(&**ty),
-        ReturnType::Default => Span::call_site(),
-    };
+    let at_output = output_span(&function.sig.output);
     let private_at_output = respanned(private.clone(), at_output);
     let refused = if is_main {
         let code =
@@ -199,10 +194,6 @@ fn clustered(mut function: ItemFn, args: &Args, is_main: bool) -> syn::Result<It
     let exit_on_loss = match on_lost {
         OnLost::Exit => quote!(::core::option::Option::Some(#lost_code)),
         OnLost::Cancel => quote!(::core::option::Option::None),
-    };
-    let name_argument = match &args.name {
-        Some(_) => quote_spanned!(site=> ::core::option::Option::Some(#name.clone())),
-        None => quote!(::core::option::Option::None),
     };
     let ttl = match &args.ttl {
         Some(ttl) => {
@@ -317,15 +308,34 @@ fn returns_result(output: &ReturnType) -> bool {
     }
 }
 
-/// `let <guard> = match <builder>.acquire() { .. };` with a binding the
-/// function's body cannot name.
-fn acquisition(args: &Args, is_main: bool, output: &ReturnType) -> TokenStream {
-    let site = Span::mixed_site();
-    let private = match &args.krate {
+/// `::pid_runtime::__private`, or its path under the `crate` argument.
+fn private_path(args: &Args) -> TokenStream {
+    match &args.krate {
         Some(krate) => quote!(#krate::__private),
         None => quote!(::pid_runtime::__private),
-    };
-    let mut builder = match &args.name {
+    }
+}
+
+/// Where the return type is written, for errors about the error type.
+fn output_span(output: &ReturnType) -> Span {
+    match output {
+        ReturnType::Type(_, ty) => syn::spanned::Spanned::span(&**ty),
+        ReturnType::Default => Span::call_site(),
+    }
+}
+
+/// `let <guard> = match <builder>.acquire() { .. };` with a binding the
+/// function's body cannot name; the pidfile is called `name`, or after the
+/// program.
+fn acquisition(
+    args: &Args,
+    name: Option<&syn::Expr>,
+    is_main: bool,
+    output: &ReturnType,
+) -> TokenStream {
+    let site = Span::mixed_site();
+    let private = private_path(args);
+    let mut builder = match name {
         Some(name) => quote!(#private::PidFile::new(#name)),
         None => quote!(#private::PidFile::for_program()),
     };
@@ -372,10 +382,7 @@ fn acquisition(args: &Args, is_main: bool, output: &ReturnType) -> TokenStream {
     } else {
         // Spanned at the return type, so an error type that cannot hold a
         // refusal is reported there, with the hint of `IntoRefusal`.
-        let at_output = match output {
-            ReturnType::Type(_, ty) => syn::spanned::Spanned::span(&**ty),
-            ReturnType::Default => Span::call_site(),
-        };
+        let at_output = output_span(output);
         let private = respanned(private.clone(), at_output);
         let convert = quote_spanned!(at_output=> #private::IntoRefusal::into_refusal(#error));
         quote_spanned!(site=> return ::core::result::Result::Err(#convert))
