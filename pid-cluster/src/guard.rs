@@ -282,6 +282,14 @@ async fn renew(mut client: Client, held: Held, stop: CancellationToken) {
             Step::Stop => break,
             Step::Nap if clock::now() >= next_renewal => {
                 let at = clock::now();
+                // A member answers renewals on a stream one at a time, and
+                // one that forwards to a leader that is gone holds the
+                // stream for its request timeout (7 s by default): a fresh
+                // stream reaches the new leader.
+                if sent.front().is_some_and(|&oldest| at - oldest >= interval) {
+                    channel = None;
+                    continue;
+                }
                 if keeper.keep_alive().await.is_ok() {
                     sent.push_back(at);
                     next_renewal = at + interval;
@@ -489,13 +497,31 @@ impl ClusterGuard {
     /// The system's error when it cannot start the thread; then nothing
     /// watches, and the caller should not go on holding.
     pub fn exit_when_lost(&self, exit_code: i32) -> std::io::Result<()> {
+        self.call_when_lost(move |lost| exit_lost(&lost, exit_code))
+    }
+
+    /// Calls `on_lost` on a thread of its own when the guard stops holding,
+    /// unless it was released or dropped first.
+    ///
+    /// The thread wakes at the deadline by itself, so `on_lost` runs then
+    /// even when the program is busy or blocked: `pidfile run --cluster`
+    /// stops its command from there.
+    ///
+    /// # Errors
+    ///
+    /// The system's error when it cannot start the thread; then nothing
+    /// watches.
+    pub fn call_when_lost<F>(&self, on_lost: F) -> std::io::Result<()>
+    where
+        F: FnOnce(Lost) + Send + 'static,
+    {
         let held = self.held.clone();
         let token = self.token;
         std::thread::Builder::new()
-            .name("pid-cluster-exit".into())
+            .name("pid-cluster-loss".into())
             .spawn(move || {
                 if let Some(reason) = held.wait_loss(None) {
-                    exit_lost(&held.lost_error(token, reason), exit_code);
+                    on_lost(held.lost_error(token, reason));
                 }
             })
             .map(drop)

@@ -505,19 +505,28 @@ impl ClusterLock {
                 .with_sort(SortTarget::Create, SortOrder::Descend)
                 .with_max_create_revision(mine - 1)
                 .with_limit(1);
-            let before = self.ask("get", client.get(prefix, Some(options))).await?;
+            let before = match self.ask("get", client.get(prefix, Some(options))).await {
+                Ok(before) => before,
+                // A leader change, say: the lease outlives it or is lost.
+                Err(Error::Unavailable { .. }) if wait_left(wait, started).is_some() => {
+                    tokio::time::sleep(RETRY_PAUSE).await;
+                    continue;
+                }
+                Err(error) => return Err(error),
+            };
             let Some(ahead) = before.kvs().first() else {
                 return Ok(Turn::Came);
             };
             let from = before.header().map_or(0, |header| header.revision()) + 1;
             let ahead = ahead.key().to_vec();
-            let left = match wait.checked_sub(clock::now().saturating_sub(started)) {
-                Some(left) if !left.is_zero() => left,
-                _ => return Ok(Turn::TimeUp),
+            let Some(left) = wait_left(wait, started) else {
+                return Ok(Turn::TimeUp);
             };
             let watched = self.watch_until_deleted(client, ahead, from, held);
             match tokio::time::timeout(left, watched).await {
-                Ok(result) => result?,
+                Ok(Ok(())) => {}
+                Ok(Err(Error::Unavailable { .. })) => tokio::time::sleep(RETRY_PAUSE).await,
+                Ok(Err(error)) => return Err(error),
                 Err(_) => return Ok(Turn::TimeUp),
             }
         }
@@ -580,6 +589,15 @@ impl From<&Etcd> for Etcd {
 enum Turn {
     Came,
     TimeUp,
+}
+
+/// Pause before a waiter asks again servers that could not answer.
+const RETRY_PAUSE: Duration = Duration::from_millis(100);
+
+/// What is left of a wait of `wait` from `started`, if anything.
+fn wait_left(wait: Duration, started: Duration) -> Option<Duration> {
+    wait.checked_sub(clock::now().saturating_sub(started))
+        .filter(|left| !left.is_zero())
 }
 
 /// The first key created under a prefix: the holder.
