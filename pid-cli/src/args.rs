@@ -34,6 +34,13 @@ Examples:
   Type=notify
   ExecStart=/usr/local/bin/pidfile run --name worker --dir /run/worker --ready started -- /usr/local/bin/worker
 
+  # on every host, from cron: one backup across all of them, its writes
+  # fenced with $PIDFILE_FENCING_TOKEN
+  */5 * * * * pidfile run --name backup --cluster etcd://10.0.0.5:2379,10.0.0.6:2379 --quiet --exit-code 0 -- /usr/local/bin/backup
+
+  # who holds it, on which host
+  pidfile check --name backup --cluster etcd://10.0.0.5:2379
+
   # s6: notification-fd holds 3
   #!/bin/execlineb -P
   pidfile run --name worker --dir /run/worker --notify-fd 3 --ready started -- /usr/local/bin/worker
@@ -41,12 +48,15 @@ Examples:
 Exit status:
   run    the command's status; when the command died of signal N, pidfile
          removes the file and dies of N too; --exit-code (default 1) when
-         another process holds the pidfile; 126 when the command cannot be
-         run, 127 when it is not found; 125 on other errors
+         another process holds the pidfile or the cluster lock; 75 when the
+         cluster lock was lost while the command ran; 126 when the command
+         cannot be run, 127 when it is not found; 125 on other errors (among
+         them no etcd server answering: never a local-only run)
   check  as LSB init scripts: 0 running (the pid is printed when the holder
          has written one; a holder that has not yet prints nothing), 1 not
          running but a stale pidfile is left, 3 not running, 4 cannot tell
-         (not a pidfile, not a regular file, an I/O error)
+         (not a pidfile, not a regular file, an I/O error, no etcd server
+         answering)
   wait   0 when no one holds the pidfile, 1 on timeout, 2 error
   stop   as start-stop-daemon --stop --retry: 0 stopped, 1 nothing was
          running (a stale file's pid is never signalled), 2 still running
@@ -123,7 +133,7 @@ pub(crate) enum Command {
     #[command(after_long_help = EXAMPLES)]
     Run(Run),
     /// Print the pid of the process holding the pidfile; changes nothing.
-    Check(Location),
+    Check(Check),
     /// Wait until no process holds the pidfile.
     Wait(Wait),
     /// Signal the process the pidfile names, and wait until it is gone.
@@ -190,6 +200,22 @@ pub(crate) struct Run {
     /// exits 0; a refusal is still reported here
     #[arg(long)]
     pub(crate) daemon: bool,
+    #[cfg(unix)]
+    /// One instance across hosts as well: also hold the cluster lock of the
+    /// pidfile's name on these etcd servers (the lock `etcdctl lock NAME`
+    /// takes), taken after the pidfile and released before it. The command
+    /// gets the lock's fencing token in PIDFILE_FENCING_TOKEN (and
+    /// PIDFILE_CLUSTER_LOCK, PIDFILE_CLUSTER_LEASE); when the lock is lost,
+    /// it gets SIGTERM, then SIGKILL half the lock's margin past the
+    /// moment the lock stopped being valid, so that it is dead before a
+    /// successor can take over, and pidfile exits 75
+    #[arg(long, value_name = "URL", value_parser = crate::cluster::parse_cluster, conflicts_with = "daemon")]
+    pub(crate) cluster: Option<crate::cluster::Cluster>,
+    #[cfg(unix)]
+    /// The cluster lock's time to live: how long after a crash of this host
+    /// another can take over [default: 10]
+    #[arg(long, value_name = "SECS", requires = "cluster", value_parser = parse_seconds)]
+    pub(crate) ttl: Option<Duration>,
     /// The command and its arguments
     #[arg(last = true, required = true, value_name = "CMD")]
     pub(crate) command: Vec<OsString>,
@@ -213,6 +239,17 @@ pub(crate) struct Location {
     /// The pidfile's directory [default: as for `run`]
     #[arg(long, value_name = "D")]
     pub(crate) dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct Check {
+    #[command(flatten)]
+    pub(crate) location: Location,
+    #[cfg(unix)]
+    /// Look at the cluster lock of this name on these etcd servers instead,
+    /// and print its holder as `pid=P host=H key=K token=N ttl_left=Ss`
+    #[arg(long, value_name = "URL", value_parser = crate::cluster::parse_cluster)]
+    pub(crate) cluster: Option<crate::cluster::Cluster>,
 }
 
 #[derive(Debug, Args)]

@@ -3,6 +3,8 @@
 
 mod args;
 #[cfg(unix)]
+mod cluster;
+#[cfg(unix)]
 mod notify;
 mod run;
 #[cfg(unix)]
@@ -46,7 +48,12 @@ fn main() -> ExitCode {
     };
     match cli.command {
         Command::Run(run) => run::run(run),
-        Command::Check(location) => status::check(&located(&location)),
+        #[cfg(unix)]
+        Command::Check(args::Check {
+            location,
+            cluster: Some(cluster),
+        }) => cluster::check(&cluster, &location.name),
+        Command::Check(check) => status::check(&located(&check.location)),
         Command::Wait(wait) => status::wait(&located(&wait.location), wait.timeout),
         Command::Stop(stop) => stop::stop(&located(&stop.location), &stop),
         Command::Path(location) => match located(&location).path() {

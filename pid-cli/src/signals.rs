@@ -280,6 +280,24 @@ fn next(set: &SigSet, timeout: Option<Duration>) -> Result<Option<Received>, Err
     }
 }
 
+/// The signals whose default action stops a process.
+pub(crate) fn is_stop(signal: Signal) -> bool {
+    matches!(
+        signal,
+        Signal::SIGTSTP | Signal::SIGTTIN | Signal::SIGTTOU | Signal::SIGSTOP
+    )
+}
+
+/// Whether `signal`'s default action ends a process (rather than ignoring
+/// it, stopping it or continuing it).
+pub(crate) fn ends_a_process(signal: Signal) -> bool {
+    !is_stop(signal)
+        && !matches!(
+            signal,
+            Signal::SIGCHLD | Signal::SIGCONT | Signal::SIGURG | Signal::SIGWINCH
+        )
+}
+
 #[cfg(all(test, any(target_os = "linux", target_os = "android")))]
 mod tests {
     use super::*;

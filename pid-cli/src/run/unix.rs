@@ -12,9 +12,10 @@ use pid_runtime::{Error, PidFile, PidFileGuard, TermSignal};
 
 use super::{command_and_name, not_started, release, OWN_ERROR};
 use crate::args::{Ready, Run};
+use crate::cluster::{Holding, NotHeld};
 use crate::notify::Relay;
 use crate::say;
-use crate::signals::{die_of, Blocked, Received};
+use crate::signals::{die_of, ends_a_process, is_stop, Blocked, Received};
 
 /// Why no guard was taken.
 enum NotTaken {
@@ -40,6 +41,7 @@ pub(crate) fn run(args: Run) -> ExitCode {
             return ExitCode::from(OWN_ERROR);
         }
     };
+    let started = Instant::now();
     let mut guard = match acquire(&pidfile, args.wait, &signals) {
         Ok(guard) => guard,
         Err(NotTaken::Busy(_)) if args.quiet => return ExitCode::from(args.exit_code),
@@ -54,6 +56,33 @@ pub(crate) fn run(args: Run) -> ExitCode {
             Err(error) => return crate::fail(&error, OWN_ERROR),
         };
     }
+    let holding = match &args.cluster {
+        None => None,
+        Some(cluster) => {
+            // One wait in all: the cluster's gets what the pidfile's left.
+            let wait = args
+                .wait
+                .map(|timeout| timeout.map(|timeout| timeout.saturating_sub(started.elapsed())));
+            match crate::cluster::acquire(cluster, name, args.ttl, wait, &signals) {
+                Ok(holding) => Some(holding),
+                Err(not_held) => {
+                    release(guard);
+                    return match not_held {
+                        NotHeld::Busy(_) if args.quiet => ExitCode::from(args.exit_code),
+                        NotHeld::Busy(message) => {
+                            say(format_args!("{message}"));
+                            ExitCode::from(args.exit_code)
+                        }
+                        NotHeld::Failed(message) => {
+                            say(format_args!("{message}"));
+                            ExitCode::from(OWN_ERROR)
+                        }
+                        NotHeld::Signaled(signal) => died_of(signal),
+                    };
+                }
+            }
+        }
+    };
     let relay = match Relay::from_env(args.ready == Ready::Notify) {
         Ok(relay) => relay,
         Err(error) => {
@@ -65,6 +94,16 @@ pub(crate) fn run(args: Run) -> ExitCode {
     let mut command = std::process::Command::new(program);
     command.args(program_args);
     signals.restore_in(&mut command);
+    if let Some(holding) = &holding {
+        holding.export_to(&mut command);
+        // Watched from before the command starts: a loss meanwhile stops
+        // it as soon as it runs.
+        if let Err(error) = holding.watch() {
+            say(format_args!("cannot watch the cluster lock: {error}"));
+            release(guard);
+            return ExitCode::from(OWN_ERROR);
+        }
+    }
     match relay.as_ref().map(Relay::command_socket) {
         Some(Some(ours)) => {
             command.env("NOTIFY_SOCKET", ours);
@@ -127,8 +166,14 @@ pub(crate) fn run(args: Run) -> ExitCode {
     if let Some(relay) = relay {
         relay.relay_in_background();
     }
-    let ended = supervise(child_pid, &signals, program);
+    let ended = supervise(child_pid, &signals, program, holding.as_ref());
     drop(child); // reaped by supervise; the handle has nothing left to do
+                 // Released before the pidfile, as it was taken after it.
+    if let Some(Err(lost)) = holding.map(Holding::finish) {
+        say(format_args!("{lost}"));
+        release(guard);
+        return ExitCode::from(crate::cluster::LOST);
+    }
     release(guard);
     match ended {
         Ended::Exited(code) => ExitCode::from(code),
@@ -200,32 +245,16 @@ fn refused(error: Error) -> NotTaken {
     }
 }
 
-/// The signals whose default action stops a process.
-fn is_stop(signal: Signal) -> bool {
-    matches!(
-        signal,
-        Signal::SIGTSTP | Signal::SIGTTIN | Signal::SIGTTOU | Signal::SIGSTOP
-    )
-}
-
-/// Whether `signal`'s default action ends a process (rather than ignoring
-/// it, stopping it or continuing it).
-fn ends_a_process(signal: Signal) -> bool {
-    !is_stop(signal)
-        && !matches!(
-            signal,
-            Signal::SIGCHLD | Signal::SIGCONT | Signal::SIGURG | Signal::SIGWINCH
-        )
-}
-
 /// Passes signals on to the child until it ends, and stops when it stops,
-/// so that a shell's job control sees one job.
+/// so that a shell's job control sees one job; once the cluster lock is
+/// lost, sends it SIGTERM, then SIGKILL when its time is up.
 ///
 /// A signal sent by a process is passed on once; one the kernel sent (a
 /// terminal's Ctrl-C, Ctrl-Z, hang-up or resize) went to the whole process
 /// group, the child included, and passing it on would deliver it twice.
-fn supervise(child: Pid, signals: &Blocked, program: &OsStr) -> Ended {
+fn supervise(child: Pid, signals: &Blocked, program: &OsStr, holding: Option<&Holding>) -> Ended {
     let flags = WaitPidFlag::WNOHANG | WaitPidFlag::WUNTRACED | WaitPidFlag::WCONTINUED;
+    let (mut terminated, mut killed) = (false, false);
     loop {
         // The child is reaped only here, so `child` is its own while
         // signals are passed on.
@@ -251,7 +280,21 @@ fn supervise(child: Pid, signals: &Blocked, program: &OsStr) -> Ended {
                 return Ended::Failed;
             }
         }
-        match signals.next(None) {
+        let mut wake = None;
+        if let Some(kill_at) = holding.and_then(Holding::kill_at) {
+            if !terminated {
+                let _ = kill(child, Signal::SIGTERM);
+                terminated = true;
+            }
+            let now = Instant::now();
+            if now < kill_at {
+                wake = Some(kill_at - now);
+            } else if !killed {
+                let _ = kill(child, Signal::SIGKILL);
+                killed = true;
+            }
+        }
+        match signals.next(wake) {
             Ok(Some(Received {
                 signal,
                 from_kernel: false,
