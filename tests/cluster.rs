@@ -531,7 +531,7 @@ fn owner_compare_fences_the_user_s_own_etcd_transactions() {
         .unwrap();
     let endpoint = etcd.endpoint();
     let fenced_put = |value: &'static str| {
-        let compare = guard.owner_compare();
+        let compare = guard.owner_compare().expect("a guard on etcd");
         runtime.block_on(async {
             let mut client = Client::connect([endpoint.as_str()], None).await.unwrap();
             let txn = Txn::new()

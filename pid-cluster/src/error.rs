@@ -103,6 +103,14 @@ pub enum LossReason {
     LeaseExpired,
     /// The guard's key was deleted (by an operator, or a revoke of its lease).
     KeyDeleted,
+    /// PostgreSQL: the session that held the lock ended (an administrator's
+    /// `pg_terminate_backend`, a restart or failover, `idle_session_timeout`
+    /// after a pause, a broken connection).
+    SessionTerminated,
+    /// PostgreSQL: the server says the guard's session no longer holds the
+    /// lock for this guard, as when a pooler gave the connection another
+    /// server session.
+    NotHeldBySession,
     /// This is a forked child's copy of a guard: only the parent holds.
     Forked,
 }
@@ -117,6 +125,10 @@ impl fmt::Display for LossReason {
             ),
             LossReason::LeaseExpired => f.write_str("the server says the lease expired"),
             LossReason::KeyDeleted => f.write_str("its key was deleted"),
+            LossReason::SessionTerminated => f.write_str("the server ended the lock's session"),
+            LossReason::NotHeldBySession => {
+                f.write_str("the server says the session no longer holds the lock")
+            }
             LossReason::Forked => f.write_str("this is a forked child's copy of the guard"),
         }
     }
@@ -195,6 +207,17 @@ pub enum Error {
         ttl: Duration,
         /// The margin asked for.
         margin: Duration,
+    },
+    /// PostgreSQL: the connection's server session is shared with other
+    /// clients (a pooler in transaction mode), where a session lock could
+    /// have two holders at once; connect to the server, or to a pool in
+    /// session mode.
+    #[error("cluster lock '{name}': the server session at {server} is shared with other clients (a pooler in transaction mode?), where a session lock could have two holders: connect to the server itself or a session-mode pool")]
+    SharedSession {
+        /// The lock's name.
+        name: String,
+        /// The server, without its password.
+        server: String,
     },
     /// The server refused a request.
     #[error("cluster lock '{name}': {operation} failed: {source}")]

@@ -76,7 +76,12 @@ impl Held {
         }))
     }
 
-    fn valid_until(&self) -> Duration {
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+    pub(crate) fn lease(&self) -> &Lease {
+        &self.0.lease
+    }
+
+    pub(crate) fn valid_until(&self) -> Duration {
         Duration::from_nanos(self.0.valid_until.load(Ordering::Acquire))
     }
 
@@ -141,7 +146,7 @@ impl Held {
 
     /// A renewal sent at `sent` was acknowledged with `ttl`: the server
     /// keeps the lease until at least `sent + ttl`.
-    fn acknowledged(&self, sent: Duration, ttl: Duration, rtt: Duration) {
+    pub(crate) fn acknowledged(&self, sent: Duration, ttl: Duration, rtt: Duration) {
         let loss = self
             .0
             .loss
@@ -224,7 +229,7 @@ impl Held {
 }
 
 /// Stops a holding's background work.
-pub(crate) struct Renewing(CancellationToken);
+pub(crate) struct Renewing(pub(crate) CancellationToken);
 
 impl Renewing {
     pub(crate) fn stop(&self) {
@@ -397,11 +402,23 @@ pub struct GuardInfo {
 pub struct ClusterGuard {
     held: Held,
     token: FencingToken,
-    created: i64,
     renewing: Renewing,
-    watching: CancellationToken,
-    client: Client,
+    session: Session,
     finished: bool,
+}
+
+/// What a guard holds its lock through, on each kind of server.
+pub(crate) enum Session {
+    /// The lease and its key, created at revision `created`; `watching`
+    /// stops the watch on the key.
+    Etcd {
+        client: Box<Client>,
+        created: i64,
+        watching: CancellationToken,
+    },
+    /// A connection of the guard's own, whose session holds the lock.
+    #[cfg(feature = "postgres")]
+    Postgres(crate::postgres::Session),
 }
 
 impl std::fmt::Debug for ClusterGuard {
@@ -423,13 +440,29 @@ impl ClusterGuard {
     ) -> ClusterGuard {
         let watching = CancellationToken::new();
         start_watching(client.clone(), held.clone(), created, watching.clone());
+        ClusterGuard::with_session(
+            held,
+            token,
+            renewing,
+            Session::Etcd {
+                client: Box::new(client),
+                created,
+                watching,
+            },
+        )
+    }
+
+    pub(crate) fn with_session(
+        held: Held,
+        token: FencingToken,
+        renewing: Renewing,
+        session: Session,
+    ) -> ClusterGuard {
         ClusterGuard {
             held,
             token,
-            created,
             renewing,
-            watching,
-            client,
+            session,
             finished: false,
         }
     }
@@ -546,14 +579,30 @@ impl ClusterGuard {
     }
 
     /// The comparison that holds while this guard's key is the one it
-    /// created: `Txn::new().when([guard.owner_compare()])` commits the
-    /// user's own etcd writes only while the lock is theirs.
-    pub fn owner_compare(&self) -> Compare {
-        Compare::create_revision(
-            self.held.0.lease.key.as_str(),
-            CompareOp::Equal,
-            self.created,
-        )
+    /// created: `Txn::new().when([guard.owner_compare()?])` commits the
+    /// user's own etcd writes only while the lock is theirs. `None` for a
+    /// lock on PostgreSQL, whose fence is `sql_fence` (feature `postgres`).
+    pub fn owner_compare(&self) -> Option<Compare> {
+        match &self.session {
+            Session::Etcd { created, .. } => Some(Compare::create_revision(
+                self.held.0.lease.key.as_str(),
+                CompareOp::Equal,
+                *created,
+            )),
+            #[cfg(feature = "postgres")]
+            Session::Postgres(_) => None,
+        }
+    }
+
+    /// The predicate that holds while this guard's token is the lock's
+    /// latest, for the program's own PostgreSQL transactions; `None` for a
+    /// lock on etcd. See [`SqlFence`](crate::SqlFence).
+    #[cfg(feature = "postgres")]
+    pub fn sql_fence(&self) -> Option<crate::SqlFence> {
+        match &self.session {
+            Session::Etcd { .. } => None,
+            Session::Postgres(_) => Some(crate::SqlFence::new(&self.held.0.lease.name, self.token)),
+        }
     }
 
     /// Stops renewing and revokes the lease, which deletes the key: the next
@@ -606,14 +655,27 @@ impl ClusterGuard {
             return None;
         }
         self.renewing.stop();
-        self.watching.cancel();
         self.held.release_waiters();
         let (send, receive) = std::sync::mpsc::channel();
-        let mut client = self.client.clone();
         let held = self.held.clone();
-        runtime::handle().spawn(async move {
-            let _ = send.send(revoke_until_done(&mut client, &held).await);
-        });
+        match &self.session {
+            Session::Etcd {
+                client, watching, ..
+            } => {
+                watching.cancel();
+                let mut client = Client::clone(client);
+                runtime::handle().spawn(async move {
+                    let _ = send.send(revoke_until_done(&mut client, &held).await);
+                });
+            }
+            #[cfg(feature = "postgres")]
+            Session::Postgres(session) => {
+                let session = session.clone();
+                runtime::handle().spawn(async move {
+                    let _ = send.send(session.release(&held).await);
+                });
+            }
+        }
         Some(receive)
     }
 }

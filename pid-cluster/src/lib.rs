@@ -53,6 +53,8 @@ mod clock;
 mod error;
 mod guard;
 mod lock;
+#[cfg(feature = "postgres")]
+mod postgres;
 mod runtime;
 
 pub use error::{Error, FencingToken, Holder, LossReason, Lost};
@@ -60,4 +62,10 @@ pub use error::{Error, FencingToken, Holder, LossReason, Lost};
 /// [`ClusterGuard::owner_compare`].
 pub use etcd_client;
 pub use guard::{ClusterGuard, GuardInfo};
-pub use lock::{ClusterLock, ClusterStatus, Etcd, ETCD_ENDPOINTS_ENV};
+pub use lock::{Backend, ClusterLock, ClusterStatus, Etcd, ETCD_ENDPOINTS_ENV};
+#[cfg(feature = "postgres")]
+pub use postgres::{Postgres, SqlFence, LOCK_KEY_SQL, POSTGRES_URL_ENV};
+/// The PostgreSQL client this crate uses, for statements that take a
+/// [`SqlFence`].
+#[cfg(feature = "postgres")]
+pub use tokio_postgres;

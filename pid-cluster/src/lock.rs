@@ -75,6 +75,61 @@ impl std::fmt::Display for Etcd {
     }
 }
 
+/// The servers that keep a cluster lock: etcd, or with feature `postgres`,
+/// PostgreSQL. What [`ClusterLock::backend`] and `#[pidfile(cluster = ..)]`
+/// take, from an [`Etcd`] or a `Postgres`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Backend {
+    /// An etcd cluster.
+    Etcd(Etcd),
+    /// A PostgreSQL server.
+    #[cfg(feature = "postgres")]
+    Postgres(crate::Postgres),
+}
+
+impl From<Etcd> for Backend {
+    fn from(etcd: Etcd) -> Backend {
+        Backend::Etcd(etcd)
+    }
+}
+
+impl From<&Etcd> for Backend {
+    fn from(etcd: &Etcd) -> Backend {
+        Backend::Etcd(etcd.clone())
+    }
+}
+
+#[cfg(feature = "postgres")]
+impl From<crate::Postgres> for Backend {
+    fn from(server: crate::Postgres) -> Backend {
+        Backend::Postgres(server)
+    }
+}
+
+#[cfg(feature = "postgres")]
+impl From<&crate::Postgres> for Backend {
+    fn from(server: &crate::Postgres) -> Backend {
+        Backend::Postgres(server.clone())
+    }
+}
+
+impl From<&Backend> for Backend {
+    fn from(backend: &Backend) -> Backend {
+        backend.clone()
+    }
+}
+
+impl std::fmt::Display for Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Backend::Etcd(etcd) => etcd.fmt(f),
+            #[cfg(feature = "postgres")]
+            Backend::Postgres(server) => server.fmt(f),
+        }
+    }
+}
+
 /// What the holder of a name is, as [`ClusterLock::check`] sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ClusterStatus {
@@ -118,7 +173,7 @@ pub struct ClusterLock {
     namespace: String,
     ttl: Duration,
     margin: Option<Duration>,
-    backend: Etcd,
+    backend: Backend,
     /// Made on the lease thread at first use, and shared by clones.
     client: Arc<OnceCell<Client>>,
 }
@@ -134,13 +189,13 @@ impl ClusterLock {
             namespace: String::new(),
             ttl: DEFAULT_TTL,
             margin: None,
-            backend: Etcd::from_env(),
+            backend: Backend::Etcd(Etcd::from_env()),
             client: Arc::new(OnceCell::new()),
         }
     }
 
-    /// The servers that keep the lock.
-    pub fn backend(mut self, backend: impl Into<Etcd>) -> ClusterLock {
+    /// The servers that keep the lock: an [`Etcd`], or a `Postgres`.
+    pub fn backend(mut self, backend: impl Into<Backend>) -> ClusterLock {
         self.backend = backend.into();
         self.client = Arc::new(OnceCell::new());
         self
@@ -245,7 +300,7 @@ impl ClusterLock {
         format!("{}{}/", self.namespace, self.name)
     }
 
-    fn validate(&self) -> Result<(), Error> {
+    pub(crate) fn validate(&self) -> Result<(), Error> {
         let reason = if self.name.is_empty() {
             Some("it is empty")
         } else if self.name.contains('/') {
@@ -264,13 +319,17 @@ impl ClusterLock {
         }
     }
 
-    fn margin_for(&self, granted: Duration) -> Duration {
+    pub(crate) fn margin_for(&self, granted: Duration) -> Duration {
         self.margin
             .unwrap_or_else(|| (granted / 5).max(Duration::from_secs(1)))
     }
 
     async fn client(&self) -> Result<Client, Error> {
-        let endpoints = self.backend.endpoints.clone();
+        let endpoints = match &self.backend {
+            Backend::Etcd(etcd) => etcd.endpoints.clone(),
+            #[cfg(feature = "postgres")]
+            Backend::Postgres(_) => Vec::new(),
+        };
         let client = self
             .client
             .get_or_try_init(|| async move {
@@ -312,6 +371,10 @@ impl ClusterLock {
     }
 
     async fn status(&self) -> Result<ClusterStatus, Error> {
+        #[cfg(feature = "postgres")]
+        if let Backend::Postgres(server) = &self.backend {
+            return self.pg_status(server).await;
+        }
         self.validate()?;
         let mut client = self.client().await?;
         let owner = self
@@ -337,6 +400,10 @@ impl ClusterLock {
     }
 
     async fn take(self, wait: Option<Duration>) -> Result<ClusterGuard, Error> {
+        #[cfg(feature = "postgres")]
+        if let Backend::Postgres(server) = &self.backend {
+            return self.pg_take(server, self.ttl, wait).await;
+        }
         self.validate()?;
         let started = clock::now();
         let mut client = self.client().await?;
@@ -629,7 +696,7 @@ fn is_unreachable(error: &etcd_client::Error) -> bool {
     }
 }
 
-fn host_name() -> String {
+pub(crate) fn host_name() -> String {
     nix::unistd::gethostname()
         .ok()
         .and_then(|name| name.into_string().ok())

@@ -203,7 +203,7 @@ fn clustered(mut function: ItemFn, args: &Args, is_main: bool) -> syn::Result<It
         None => quote!(::core::option::Option::None),
     };
     let backend = &args.cluster.as_ref().expect("a cluster argument").value;
-    let backend = quote_spanned!(syn::spanned::Spanned::span(backend)=> #private::cluster::Backend::into_etcd(#backend));
+    let backend = quote_spanned!(syn::spanned::Spanned::span(backend)=> #private::cluster::Backend::into_backend(#backend));
     let acquire = if is_async {
         quote_spanned!(site=> #private::cluster::acquire_async(&#lock, #exit_on_loss).await)
     } else {

@@ -392,8 +392,8 @@ pub mod __private {
         use std::future::Future;
         use std::time::Duration;
 
+        use pid_cluster::ClusterLock;
         pub use pid_cluster::{ClusterGuard, Error, Lost};
-        use pid_cluster::{ClusterLock, Etcd};
 
         /// What `cluster = <expr>` takes: anything that converts into a
         /// backend, such as `Etcd::from_env()`.
@@ -404,11 +404,11 @@ pub mod __private {
         )]
         pub trait Backend {
             /// The servers.
-            fn into_etcd(self) -> Etcd;
+            fn into_backend(self) -> pid_cluster::Backend;
         }
 
-        impl<T: Into<Etcd>> Backend for T {
-            fn into_etcd(self) -> Etcd {
+        impl<T: Into<pid_cluster::Backend>> Backend for T {
+            fn into_backend(self) -> pid_cluster::Backend {
                 self.into()
             }
         }
@@ -448,7 +448,7 @@ pub mod __private {
                 .unwrap_or_default()
                 .to_string_lossy()
                 .into_owned();
-            let lock = ClusterLock::new(name).backend(backend.into_etcd());
+            let lock = ClusterLock::new(name).backend(backend.into_backend());
             match ttl {
                 Some(ttl) => lock.ttl(ttl),
                 None => lock,

@@ -4,7 +4,8 @@
 # virtual environment at target/peers/venv, where the tests look for it;
 # and for tests/cluster.rs, etcd and etcdctl (the tests start their own
 # servers) with libfaketime, and protoc with its well-known types, which
-# etcd-client needs.
+# etcd-client needs; for the PostgreSQL tests, the server (initdb and
+# pg_ctl, run by the tests as an unprivileged user) and PgBouncer.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -17,6 +18,8 @@ command -v etcdctl >/dev/null 2>&1 || missing+=(etcd-client)
 command -v protoc >/dev/null 2>&1 || missing+=(protobuf-compiler)
 [ -e /usr/include/google/protobuf/descriptor.proto ] || missing+=(libprotobuf-dev)
 command -v faketime >/dev/null 2>&1 || missing+=(faketime)
+compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || missing+=(postgresql)
+command -v pgbouncer >/dev/null 2>&1 || [ -x /usr/sbin/pgbouncer ] || missing+=(pgbouncer)
 if [ ${#missing[@]} -gt 0 ]; then
     sudo=()
     [ "$(id -u)" -eq 0 ] || sudo=(sudo)

@@ -10,23 +10,31 @@
 //! - `cycles N LOG SECS`: N times acquire (waiting up to SECS), append
 //!   `start TOKEN PID` and `end TOKEN PID` to LOG, release → `done N`
 //! - `wall` → `wall SECS`, the wall clock in seconds since the epoch
+//! - `fenced-write URL TABLE VALUE`: inserts VALUE into TABLE on the
+//!   PostgreSQL server at URL, fenced with the guard's `sql_fence` →
+//!   `wrote N`, N the rows written (0 when the fence refused it)
 //! - `exit`
 //!
-//! Arguments: `ENDPOINTS NAME TTL_SECS`. It prints `ready PID` first.
+//! Arguments: `ENDPOINTS NAME TTL_SECS`, ENDPOINTS being etcd's, separated
+//! by commas, or a `postgres://` URL. It prints `ready PID` first.
 
 use std::io::{BufRead, Write};
 use std::time::Duration;
 
-use pid_cluster::{ClusterGuard, ClusterLock, Error, LossReason};
+use pid_cluster::{ClusterGuard, ClusterLock, Error, LossReason, Postgres};
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let [_, endpoints, name, ttl] = args.as_slice() else {
         panic!("usage: cluster-holder ENDPOINTS NAME TTL_SECS");
     };
-    let lock = ClusterLock::new(name.as_str())
-        .endpoints(endpoints.split(','))
-        .ttl(Duration::from_secs(ttl.parse().expect("a ttl")));
+    let lock =
+        ClusterLock::new(name.as_str()).ttl(Duration::from_secs(ttl.parse().expect("a ttl")));
+    let lock = if endpoints.starts_with("postgres://") {
+        lock.backend(Postgres::url(endpoints.as_str()))
+    } else {
+        lock.endpoints(endpoints.split(','))
+    };
     let mut guard: Option<ClusterGuard> = None;
     let mut out = std::io::stdout().lock();
     say(&mut out, format!("ready {}", std::process::id()));
@@ -62,11 +70,44 @@ fn main() {
                 cycles(&lock, n.parse().expect("a count"), log, secs_of(secs))
             }
             ["wall"] => format!("wall {}", wall_secs()),
+            ["fenced-write", url, table, value] => match &guard {
+                Some(guard) => fenced_write(guard, url, table, value),
+                None => "err None no guard".to_string(),
+            },
             ["exit"] => std::process::exit(0),
             _ => format!("err Usage unknown command {line:?}"),
         };
         say(&mut out, answer);
     }
+}
+
+/// A write the way a program fences its own: the predicate in the statement.
+fn fenced_write(guard: &ClusterGuard, url: &str, table: &str, value: &str) -> String {
+    let Some(fence) = guard.sql_fence() else {
+        return "err None not a lock on PostgreSQL".to_string();
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    runtime.block_on(async {
+        let (client, connection) =
+            pid_cluster::tokio_postgres::connect(url, pid_cluster::tokio_postgres::NoTls)
+                .await
+                .expect("connect");
+        tokio::spawn(connection);
+        let sql = format!(
+            "INSERT INTO {table} (value) SELECT $1::text WHERE {}",
+            fence.predicate(2)
+        );
+        match client
+            .execute(sql.as_str(), &[&value, &fence.name(), &fence.token()])
+            .await
+        {
+            Ok(rows) => format!("wrote {rows}"),
+            Err(error) => format!("err Backend {error}"),
+        }
+    })
 }
 
 fn wall_secs() -> u64 {
@@ -131,6 +172,7 @@ fn refused(error: &Error) -> String {
         Error::Timeout { .. } => "Timeout",
         Error::LostBeforeUse { .. } => "LostBeforeUse",
         Error::Backend { .. } => "Backend",
+        Error::SharedSession { .. } => "SharedSession",
         _ => "Other",
     };
     format!("err {kind} {error}")
@@ -142,6 +184,8 @@ fn kind(reason: &LossReason) -> &'static str {
         LossReason::LeaseExpired => "LeaseExpired",
         LossReason::KeyDeleted => "KeyDeleted",
         LossReason::Forked => "Forked",
+        LossReason::SessionTerminated => "SessionTerminated",
+        LossReason::NotHeldBySession => "NotHeldBySession",
         _ => "Other",
     }
 }
