@@ -203,7 +203,8 @@ pub(crate) struct Run {
     #[cfg(unix)]
     /// One instance across hosts as well: also hold the cluster lock of the
     /// pidfile's name on these etcd servers (the lock `etcdctl lock NAME`
-    /// takes), taken after the pidfile and released before it. The command
+    /// takes), or on a PostgreSQL server (postgres://user@host/db, 14 or
+    /// later), taken after the pidfile and released before it. The command
     /// gets the lock's fencing token in PIDFILE_FENCING_TOKEN (and
     /// PIDFILE_CLUSTER_LOCK, PIDFILE_CLUSTER_LEASE); when the lock is lost,
     /// it gets SIGTERM, then SIGKILL half the lock's margin past the
@@ -246,7 +247,8 @@ pub(crate) struct Check {
     #[command(flatten)]
     pub(crate) location: Location,
     #[cfg(unix)]
-    /// Look at the cluster lock of this name on these etcd servers instead,
+    /// Look at the cluster lock of this name on these etcd servers (or this
+    /// PostgreSQL server) instead,
     /// and print its holder as `pid=P host=H key=K token=N ttl_left=Ss`
     #[arg(long, value_name = "URL", value_parser = crate::cluster::parse_cluster)]
     pub(crate) cluster: Option<crate::cluster::Cluster>,

@@ -19,12 +19,23 @@ pub(crate) const LOST: u8 = 75;
 pub(crate) enum Cluster {
     /// `etcd://host:port[,host:port]...`: the endpoints, as `http://` URLs.
     Etcd(Vec<String>),
+    /// `postgres://...` or `postgresql://...`: the server's URL.
+    Postgres(String),
 }
 
-/// Parses `etcd://host:port[,host:port]...`.
+/// Parses `etcd://host:port[,host:port]...` or a `postgres://` URL.
 pub(crate) fn parse_cluster(text: &str) -> Result<Cluster, String> {
-    let invalid =
-        || format!("{text:?} is not a cluster such as etcd://10.0.0.5:2379,10.0.0.6:2379");
+    let invalid = || {
+        format!(
+            "{text:?} is not a cluster such as etcd://10.0.0.5:2379,10.0.0.6:2379 or postgres://user@10.0.0.5/db"
+        )
+    };
+    if ["postgres://", "postgresql://"]
+        .iter()
+        .any(|scheme| text.len() > scheme.len() && text.starts_with(scheme))
+    {
+        return Ok(Cluster::Postgres(text.to_string()));
+    }
     let hosts = text.strip_prefix("etcd://").ok_or_else(invalid)?;
     let endpoints: Vec<String> = hosts
         .split(',')
@@ -39,6 +50,10 @@ pub(crate) fn parse_cluster(text: &str) -> Result<Cluster, String> {
         .collect::<Result<_, _>>()?;
     Ok(Cluster::Etcd(endpoints))
 }
+
+#[cfg(all(feature = "etcd", not(feature = "postgres")))]
+const UNSUPPORTED_POSTGRES: &str =
+    "--cluster postgres://... needs pidfile built with the `postgres` feature (cargo install pid-cli --features postgres)";
 
 /// The exit statuses of `check --cluster`, LSB's as for a pidfile.
 #[cfg(feature = "etcd")]
@@ -76,8 +91,16 @@ mod imp {
         let name = name
             .to_str()
             .ok_or_else(|| format!("the cluster lock's name {name:?} is not UTF-8"))?;
-        let Cluster::Etcd(endpoints) = cluster;
-        let lock = ClusterLock::new(name).backend(Etcd::endpoints(endpoints.iter().cloned()));
+        let lock = ClusterLock::new(name);
+        let lock = match cluster {
+            Cluster::Etcd(endpoints) => lock.backend(Etcd::endpoints(endpoints.iter().cloned())),
+            #[cfg(feature = "postgres")]
+            Cluster::Postgres(url) => {
+                lock.backend(pid_runtime::cluster::Postgres::url(url.as_str()))
+            }
+            #[cfg(not(feature = "postgres"))]
+            Cluster::Postgres(_) => return Err(UNSUPPORTED_POSTGRES.to_string()),
+        };
         Ok(match ttl {
             Some(ttl) => lock.ttl(ttl),
             None => lock,
@@ -175,6 +198,8 @@ mod imp {
                 .env("PIDFILE_FENCING_TOKEN", info.token.to_string())
                 .env("PIDFILE_CLUSTER_LOCK", &info.name)
                 .env("PIDFILE_CLUSTER_LEASE", format!("{:x}", info.lease_id));
+            // On PostgreSQL the lease is the lock's server process; the name and
+            // the token make the command's fence (pid_cluster::SqlFence::new).
         }
 
         /// From now on a loss is noted, with the time the command must be
@@ -359,7 +384,12 @@ mod tests {
             parse_cluster("etcd://localhost:2379"),
             Ok(Cluster::Etcd(vec!["http://localhost:2379".into()]))
         );
+        assert_eq!(
+            parse_cluster("postgres://jobs@10.0.0.5/ops"),
+            Ok(Cluster::Postgres("postgres://jobs@10.0.0.5/ops".into()))
+        );
         for bad in [
+            "postgres://",
             "",
             "etcd://",
             "etcd://a:1,",

@@ -1,0 +1,149 @@
+//! `pidfile run --cluster postgres://...` and `pidfile check --cluster
+//! postgres://...` against a PostgreSQL server this test starts: one run
+//! holds, another is refused with the holder named, and `check` agrees; the
+//! holder's whole job stopped past the lock's time to live exits 75 when
+//! continued, its command dead, while a successor ran with a greater token.
+#![cfg(unix)]
+
+mod common;
+#[allow(dead_code)] // the tests use a part of it
+#[path = "../../tests/postgres/mod.rs"]
+mod postgres;
+
+use std::io::Read;
+use std::os::unix::process::CommandExt;
+use std::process::{Command, Output, Stdio};
+
+use common::{Running, TempDir, PATIENCE};
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+
+fn pidfile(dir: &TempDir, args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_pidfile"));
+    let (subcommand, rest) = args.split_first().expect("a subcommand");
+    command.arg(subcommand).arg("--dir").arg(&dir.0).args(rest);
+    command
+}
+
+fn output(mut command: Command) -> Output {
+    command.stdin(Stdio::null()).output().expect("run pidfile")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn one_run_holds_on_postgres_the_next_is_refused_and_a_stopped_one_exits_75() {
+    let server = postgres_or_skip!();
+    let url = server.url();
+    let lock = format!("cli-pg-{}", std::process::id());
+    let (a, b) = (TempDir::new(), TempDir::new());
+    let mut command = pidfile(
+        &a,
+        &[
+            "run",
+            "--name",
+            &lock,
+            "--cluster",
+            &url,
+            "--ttl",
+            "2",
+            "--",
+            "sh",
+            "-c",
+            "echo $$ $PIDFILE_FENCING_TOKEN $PIDFILE_CLUSTER_LOCK; exec sleep 1000",
+        ],
+    );
+    command.process_group(0).stderr(Stdio::piped());
+    let mut holder = Running::start(command);
+    let line = match holder.lines.recv_timeout(PATIENCE) {
+        Ok(line) => line,
+        Err(_) => {
+            let mut said = String::new();
+            let _ = holder
+                .child
+                .stderr
+                .take()
+                .unwrap()
+                .read_to_string(&mut said);
+            panic!("no line; pidfile said: {said}");
+        }
+    };
+    let words: Vec<&str> = line.split(' ').collect();
+    let [child, old, named] = words[..] else {
+        panic!("{line}");
+    };
+    assert_eq!(named, lock);
+    let child = Pid::from_raw(child.parse().expect("a pid"));
+    let old: u64 = old.parse().expect("a token");
+
+    let check = output(pidfile(&b, &["check", "--name", &lock, "--cluster", &url]));
+    assert_eq!(check.status.code(), Some(0), "{}", text(&check.stderr));
+    let said = text(&check.stdout);
+    assert!(said.contains(&format!("pid={} ", holder.pid())), "{said}");
+    assert!(said.contains(&format!("token={old}")), "{said}");
+
+    let refused = output(pidfile(
+        &b,
+        &["run", "--name", &lock, "--cluster", &url, "--", "true"],
+    ));
+    assert_eq!(refused.status.code(), Some(1));
+    let message = text(&refused.stderr);
+    assert!(
+        message.contains(&format!("already running as pid {}", holder.pid())),
+        "{message}"
+    );
+    assert!(
+        message.contains(&format!("cluster lock '{lock}', token {old}")),
+        "{message}"
+    );
+
+    // The whole job stopped: the server ends its idle session after the
+    // time to live, and a successor waiting for the lock runs.
+    let group = Pid::from_raw(-holder.pid().as_raw());
+    kill(group, Signal::SIGSTOP).unwrap();
+    let successor = output(pidfile(
+        &b,
+        &[
+            "run",
+            "--name",
+            &lock,
+            "--cluster",
+            &url,
+            "--wait=30",
+            "--",
+            "sh",
+            "-c",
+            "echo $PIDFILE_FENCING_TOKEN",
+        ],
+    ));
+    assert_eq!(
+        successor.status.code(),
+        Some(0),
+        "{}",
+        text(&successor.stderr)
+    );
+    let new: u64 = text(&successor.stdout).trim().parse().expect("a token");
+    assert!(new > old, "{new} after {old}");
+
+    kill(group, Signal::SIGCONT).unwrap();
+    let status = holder.wait();
+    let mut stderr = String::new();
+    let _ = holder
+        .child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr);
+    assert_eq!(status.code(), Some(75), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "pidfile: lost cluster lock '{lock}' (token {old})"
+        )),
+        "{stderr}"
+    );
+    assert!(kill(child, None).is_err(), "the command outlived the lock");
+    let check = output(pidfile(&b, &["check", "--name", &lock, "--cluster", &url]));
+    assert_eq!(check.status.code(), Some(3), "{}", text(&check.stdout));
+}
