@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The cluster lock against `etcdctl lock`, side by side on one local etcd
 # that this script starts and stops: an uncontended acquire + release, and
-# the handoff from a holder's release to a queued waiter holding.
+# the handoff from a holder's release to a queued waiter holding; then the
+# same on a local PostgreSQL server, against a bare pg_try_advisory_lock
+# client.
 #
 #   bench/cluster.sh           # CYCLES=200 HANDOFFS=50 by default
 #
@@ -54,6 +56,33 @@ etcdctl_handoff=$(for _ in $(seq "$HANDOFFS"); do
     echo $(( ($(cat "$work/got") - t) / 1000 ))
 done | stats)
 
+# The same on PostgreSQL: a server of this run's own, as nobody when root
+# (initdb refuses root), with a bare pg_try_advisory_lock client as floor.
+pg_bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
+as_server() { if [ "$(id -u)" -eq 0 ]; then setpriv --reuid=nobody --regid=nogroup --clear-groups -- "$@"; else "$@"; fi; }
+mkdir "$work/pg"
+[ "$(id -u)" -ne 0 ] || { chmod a+x "$work"; chown nobody:nogroup "$work/pg"; }
+as_server "$pg_bin/initdb" -D "$work/pg/data" -U postgres --auth=trust -E UTF8 --no-sync >/dev/null
+pg_port=$(port)
+as_server "$pg_bin/postgres" -D "$work/pg/data" -p "$pg_port" -k "$work/pg" \
+    -c listen_addresses=127.0.0.1 -c fsync=off >/dev/null 2>&1 &
+stop_all() {
+    if [ -n "${pg_pid:-}" ]; then
+        kill -INT "$pg_pid" 2>/dev/null || true
+        while kill -0 "$pg_pid" 2>/dev/null; do sleep 0.05; done
+    fi
+    stop_etcd
+}
+trap stop_all EXIT
+until psql -h 127.0.0.1 -p "$pg_port" -U postgres -d postgres -Atqc 'SELECT 1' >/dev/null 2>&1; do :; done
+# The server's own pid (the one above is the shell that started it).
+pg_pid=$(head -1 "$work/pg/data/postmaster.pid")
+pg_url=postgres://postgres@127.0.0.1:$pg_port/postgres
+pg_cycle=$(target/release/cluster "$pg_url" cycles "$CYCLES")
+pg_floor=$(target/release/cluster "$pg_url" floor "$CYCLES")
+pg_floor_session=$(target/release/cluster "$pg_url" floor-session "$CYCLES")
+pg_handoff=$(target/release/cluster "$pg_url" handoff "$HANDOFFS")
+
 printf '%-40s %12s %12s\n' "" "median µs" "p99 µs"
 row() { printf '%-40s %12s %12s\n' "$1" $2; }
 row "acquire + release, pid-cluster" "$ours_cycle"
@@ -61,3 +90,7 @@ row "acquire + release, etcdctl lock true" "$etcdctl_cycle"
 row "  etcdctl get (a process, one request)" "$floor"
 row "handoff, pid-cluster" "$ours_handoff"
 row "handoff, etcdctl lock" "$etcdctl_handoff"
+row "acquire + release, pid-cluster on PG" "$pg_cycle"
+row "  bare client: connect, lock, unlock" "$pg_floor"
+row "  bare client: lock, unlock" "$pg_floor_session"
+row "handoff, pid-cluster on PG" "$pg_handoff"

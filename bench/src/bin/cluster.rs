@@ -1,16 +1,22 @@
-//! Cluster lock timings against a running etcd, in microseconds:
+//! Cluster lock timings against a running etcd or PostgreSQL server (an
+//! ENDPOINT that starts with `postgres://`), in microseconds:
 //!
 //! - `cluster ENDPOINT cycles N`: N uncontended acquire + release;
 //! - `cluster ENDPOINT handoff N`: N times, a holder releases while a
 //!   waiter queues in `acquire_timeout`: from the start of the release to
-//!   the waiter holding.
+//!   the waiter holding;
+//! - `cluster URL floor N` (PostgreSQL): N times what a bare client of
+//!   `pg_try_advisory_lock` does for a lock of its own connection: connect,
+//!   lock, unlock, close;
+//! - `cluster URL floor-session N`: N lock + unlock on one connection.
 //!
 //! Prints `median P99` of the rounds.
 
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use pid_runtime::cluster::ClusterLock;
+use pid_runtime::cluster::tokio_postgres::{self, NoTls};
+use pid_runtime::cluster::{ClusterLock, Postgres};
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -19,12 +25,17 @@ fn main() {
     };
     let n: usize = n.parse().expect("a count");
     let name = format!("bench-{}", std::process::id());
-    let lock = ClusterLock::new(name)
-        .endpoints([endpoint.as_str()])
-        .ttl(Duration::from_secs(10));
+    let lock = ClusterLock::new(name).ttl(Duration::from_secs(10));
+    let lock = if endpoint.starts_with("postgres://") {
+        lock.backend(Postgres::url(endpoint.as_str()))
+    } else {
+        lock.endpoints([endpoint.as_str()])
+    };
     let mut times = match mode.as_str() {
         "cycles" => cycles(&lock, n),
         "handoff" => handoff(&lock, n),
+        "floor" => floor(endpoint, n, true),
+        "floor-session" => floor(endpoint, n, false),
         _ => panic!("unknown mode {mode}"),
     };
     times.sort_unstable();
@@ -46,6 +57,10 @@ fn handoff(lock: &ClusterLock, n: usize) -> Vec<Duration> {
     let mut times = Vec::with_capacity(n);
     for _ in 0..n {
         let holder = lock.acquire().expect("acquire");
+        // The last round's waiter is gone: only the holder is there.
+        while queued(lock) != 1 {
+            std::thread::yield_now();
+        }
         let (held, holding) = mpsc::channel();
         let waiter = {
             let lock = lock.clone();
@@ -69,9 +84,56 @@ fn handoff(lock: &ClusterLock, n: usize) -> Vec<Duration> {
     times
 }
 
+/// A bare client's lock and unlock of key 42, connecting each time when
+/// `connect_each` (as a guard's own connection does).
+fn floor(url: &str, n: usize, connect_each: bool) -> Vec<Duration> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    runtime.block_on(async {
+        let connect = || async {
+            let (client, connection) = tokio_postgres::connect(url, NoTls).await.expect("connect");
+            tokio::spawn(connection);
+            client
+        };
+        let mut kept = if connect_each {
+            None
+        } else {
+            Some(connect().await)
+        };
+        let mut times = Vec::with_capacity(n);
+        for _ in 0..n {
+            let started = Instant::now();
+            let client = match kept.take() {
+                Some(client) => client,
+                None => connect().await,
+            };
+            let taken: bool = client
+                .query_one("SELECT pg_try_advisory_lock(42)", &[])
+                .await
+                .expect("lock")
+                .get(0);
+            assert!(taken, "key 42 is free");
+            client
+                .execute("SELECT pg_advisory_unlock(42)", &[])
+                .await
+                .expect("unlock");
+            if !connect_each {
+                kept = Some(client);
+            }
+            times.push(started.elapsed());
+        }
+        times
+    })
+}
+
 fn queued(lock: &ClusterLock) -> usize {
-    // Counted with etcd's own client: a check() sees only the first key.
     let endpoint = std::env::args().nth(1).expect("endpoint");
+    if endpoint.starts_with("postgres://") {
+        return sessions_of_this_process(&endpoint);
+    }
+    // Counted with etcd's own client: a check() sees only the first key.
     let output = std::process::Command::new("etcdctl")
         .env("ETCDCTL_API", "3")
         .arg(format!("--endpoints={endpoint}"))
@@ -87,4 +149,27 @@ fn queued(lock: &ClusterLock) -> usize {
         .lines()
         .filter(|line| !line.is_empty())
         .count()
+}
+
+/// How many sessions this process has open on the server: the holder's,
+/// and the waiter's once it asks. A PostgreSQL waiter asks every 50 ms, so
+/// a handoff there includes half that on average.
+fn sessions_of_this_process(url: &str) -> usize {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    runtime.block_on(async {
+        let (client, connection) = tokio_postgres::connect(url, NoTls).await.expect("connect");
+        tokio::spawn(connection);
+        let pattern = format!("% pid={}", std::process::id());
+        let row = client
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE $1",
+                &[&pattern],
+            )
+            .await
+            .expect("count the sessions");
+        usize::try_from(row.get::<_, i64>(0)).unwrap_or(0)
+    })
 }
