@@ -251,3 +251,30 @@ fn a_pooler_in_transaction_mode_never_gives_two_holders() {
         ));
     }
 }
+
+/// A waiter waits in the server's queue, and gives up with `Timeout` when
+/// its time is up; the holder's release hands the lock to the next waiter.
+#[test]
+fn a_waiter_out_of_time_says_so_and_a_release_hands_the_lock_on() {
+    let server = postgres_or_skip!();
+    let mut first = holder(&server.url(), "queue");
+    let token = token_of(&first.ask("acquire"));
+    let waited = Instant::now();
+    match lock(&server, "queue").acquire_timeout(Duration::from_millis(300)) {
+        Err(Error::Timeout { .. }) => {}
+        other => panic!("{other:?}"),
+    }
+    assert!(waited.elapsed() >= Duration::from_millis(300));
+    let mut second = holder(&server.url(), "queue");
+    second.send_line("acquire-wait 30");
+    // Queued: its session waits on the advisory lock.
+    let queued = Instant::now();
+    while server.sql("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted")
+        != "1"
+    {
+        assert!(queued.elapsed() < Duration::from_secs(30), "never queued");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(first.ask("release"), "released");
+    assert!(token_of(&second.read_line()) > token);
+}

@@ -672,7 +672,7 @@ impl ClusterGuard {
             Session::Postgres(session) => {
                 let session = session.clone();
                 runtime::handle().spawn(async move {
-                    let _ = send.send(session.release(&held).await);
+                    let _ = send.send(session.release(&held.lease().name).await);
                 });
             }
         }

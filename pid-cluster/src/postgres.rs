@@ -25,8 +25,6 @@ pub const POSTGRES_URL_ENV: &str = "PIDFILE_POSTGRES_URL";
 const DEFAULT_URL: &str = "postgres://localhost/postgres";
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
-/// How often a waiter asks for the lock again.
-const WAIT_POLL: Duration = Duration::from_millis(50);
 /// How long a release waits for the unlock before it closes the session,
 /// which releases the lock as well.
 const UNLOCK_BOUND: Duration = Duration::from_secs(1);
@@ -206,7 +204,7 @@ pub(crate) struct Session {
 
 impl Session {
     /// Unlocks, then closes the session (which would release the lock too).
-    pub(crate) async fn release(self, held: &Held) -> Result<(), Error> {
+    pub(crate) async fn release(self, name: &str) -> Result<(), Error> {
         let unlocked = tokio::time::timeout(
             UNLOCK_BOUND,
             self.client.query_typed(
@@ -223,12 +221,12 @@ impl Session {
             // A session that ended has released it.
             _ if self.closed.is_cancelled() => Ok(()),
             Ok(Err(error)) => Err(Error::Backend {
-                name: held.lease().name.clone(),
+                name: name.to_string(),
                 operation: "unlock",
                 source: Box::new(error),
             }),
             Err(elapsed) => Err(Error::Backend {
-                name: held.lease().name.clone(),
+                name: name.to_string(),
                 operation: "unlock",
                 source: Box::new(elapsed),
             }),
@@ -322,7 +320,20 @@ impl ClusterLock {
         sql: &str,
         params: &[(&(dyn tokio_postgres::types::ToSql + Sync), Type)],
     ) -> Result<Vec<tokio_postgres::Row>, Error> {
-        match tokio::time::timeout(REQUEST_TIMEOUT, session.client.query_typed(sql, params)).await {
+        self.pg_ask_within(REQUEST_TIMEOUT, server, session, operation, sql, params)
+            .await
+    }
+
+    async fn pg_ask_within(
+        &self,
+        limit: Duration,
+        server: &Postgres,
+        session: &Session,
+        operation: &'static str,
+        sql: &str,
+        params: &[(&(dyn tokio_postgres::types::ToSql + Sync), Type)],
+    ) -> Result<Vec<tokio_postgres::Row>, Error> {
+        match tokio::time::timeout(limit, session.client.query_typed(sql, params)).await {
             Ok(Ok(rows)) => Ok(rows),
             Ok(Err(error)) if error.as_db_error().is_some() => {
                 Err(self.pg_failed(operation, error))
@@ -393,36 +404,74 @@ impl ClusterLock {
             identity(),
             clock::now().as_nanos()
         );
-        let sent = loop {
-            let sent = clock::now();
-            let outcome = self.pg_try(server, &session, &nonce).await?;
-            match outcome.as_str() {
-                "shared" => {
-                    return Err(Error::SharedSession {
-                        name,
-                        server: server.to_string(),
-                    })
-                }
-                "busy" => {}
-                taken if taken == nonce => break sent,
-                other => {
-                    return Err(Error::Backend {
-                        name,
-                        operation: "take",
-                        source: format!("unexpected answer {other:?}").into(),
-                    })
-                }
+        if let Some(wait) = wait {
+            // The server ends the wait: a lock timeout of the time given.
+            let wait_ms = wait.as_millis().clamp(1, i32::MAX as u128).to_string();
+            self.pg_ask(
+                server,
+                &session,
+                "set the wait",
+                "SELECT set_config('lock_timeout', $1::text, false)",
+                &[(&wait_ms, Type::TEXT)],
+            )
+            .await?;
+        }
+        let outcome = match self.pg_try(server, &session, &nonce, wait).await {
+            Err(Error::Backend { source, .. })
+                if has_code(
+                    &*source,
+                    &tokio_postgres::error::SqlState::LOCK_NOT_AVAILABLE,
+                ) =>
+            {
+                return Err(Error::Timeout {
+                    name,
+                    waited: clock::now().saturating_sub(started),
+                })
             }
-            let left = wait.and_then(|wait| wait.checked_sub(clock::now().saturating_sub(started)));
-            match left {
-                Some(left) if !left.is_zero() => tokio::time::sleep(WAIT_POLL.min(left)).await,
-                Some(_) => {
-                    return Err(Error::Timeout {
-                        name,
-                        waited: clock::now().saturating_sub(started),
-                    })
-                }
-                None => return Err(self.pg_refusal(server, &session).await),
+            outcome => outcome?,
+        };
+        match outcome.as_str() {
+            "shared" => {
+                return Err(Error::SharedSession {
+                    name,
+                    server: server.to_string(),
+                })
+            }
+            "busy" => return Err(self.pg_refusal(server, &session).await),
+            taken if taken == nonce => {}
+            other => {
+                return Err(Error::Backend {
+                    name,
+                    operation: "take",
+                    source: format!("unexpected answer {other:?}").into(),
+                })
+            }
+        }
+        if wait.is_some() {
+            // Not for the fencing token's row, which may wait for a
+            // predecessor's fenced transaction.
+            let ended = self
+                .pg_ask(
+                    server,
+                    &session,
+                    "end the wait",
+                    "SELECT set_config('lock_timeout', '0', false)",
+                    &[],
+                )
+                .await;
+            if let Err(error) = ended {
+                let _ = session.release(&name).await;
+                return Err(error);
+            }
+        }
+        // The server's idle timer runs from the end of the bump at the
+        // earliest, which is after it was sent.
+        let sent = clock::now();
+        let token = match self.pg_bump(server, &session).await {
+            Ok(token) => token,
+            Err(error) => {
+                let _ = session.release(&name).await;
+                return Err(error);
             }
         };
         let held = Held::new(Lease {
@@ -433,15 +482,8 @@ impl ClusterLock {
             margin,
             valid_until: sent + ttl - margin,
         });
-        let token = match self.pg_bump(server, &session).await {
-            Ok(token) => token,
-            Err(error) => {
-                let _ = session.release(&held).await;
-                return Err(error);
-            }
-        };
         if let Some(reason) = held.check_deadline() {
-            let _ = session.release(&held).await;
+            let _ = session.release(&name).await;
             return Err(Error::LostBeforeUse { name, reason });
         }
         let stop = CancellationToken::new();
@@ -456,29 +498,37 @@ impl ClusterLock {
 
     /// Takes the lock in one statement, so that a pooler cannot put another
     /// client's statement between the test for a shared session and the
-    /// lock: `shared`, `busy`, or the nonce now set on the session.
+    /// lock: `shared`, `busy`, or the nonce now set on the session. With
+    /// `wait`, it waits in the server's queue for the lock (the session's
+    /// lock timeout ends the wait); the server evaluates the `CASE` in
+    /// order, so a shared session never waits.
     async fn pg_try(
         &self,
         server: &Postgres,
         session: &Session,
         nonce: &str,
+        wait: Option<Duration>,
     ) -> Result<String, Error> {
-        let sql = format!(
-            "SELECT CASE \
-               WHEN coalesce(current_setting('pid_runtime.owner', true), '') <> '' THEN 'shared' \
-               WHEN {THIS_SESSION_HOLDS} THEN 'shared' \
-               WHEN pg_try_advisory_lock($1::bigint) THEN set_config('pid_runtime.owner', $2::text, false) \
-               ELSE 'busy' END"
-        );
+        const SHARED: &str =
+            "WHEN coalesce(current_setting('pid_runtime.owner', true), '') <> '' THEN 'shared'";
+        let sql = match wait {
+            None => format!(
+                "SELECT CASE {SHARED} WHEN {THIS_SESSION_HOLDS} THEN 'shared' \
+                 WHEN pg_try_advisory_lock($1::bigint) \
+                 THEN set_config('pid_runtime.owner', $2::text, false) ELSE 'busy' END"
+            ),
+            Some(_) => format!(
+                "SELECT CASE {SHARED} WHEN {THIS_SESSION_HOLDS} THEN 'shared' \
+                 ELSE (SELECT set_config('pid_runtime.owner', $2::text, false) \
+                 FROM (SELECT pg_advisory_lock($1::bigint)) AS locked) END"
+            ),
+        };
+        let limit = wait.map_or(REQUEST_TIMEOUT, |wait| wait + REQUEST_TIMEOUT);
         let nonce = nonce.to_string();
+        let params: [(&(dyn tokio_postgres::types::ToSql + Sync), Type); 2] =
+            [(&session.key, Type::INT8), (&nonce, Type::TEXT)];
         let rows = self
-            .pg_ask(
-                server,
-                session,
-                "take",
-                &sql,
-                &[(&session.key, Type::INT8), (&nonce, Type::TEXT)],
-            )
+            .pg_ask_within(limit, server, session, "take", &sql, &params)
             .await?;
         Ok(rows
             .first()
@@ -606,12 +656,17 @@ impl ClusterLock {
 
 fn is_missing_table(error: &(dyn std::error::Error + 'static)) -> bool {
     use tokio_postgres::error::SqlState;
+    has_code(error, &SqlState::UNDEFINED_TABLE) || has_code(error, &SqlState::INVALID_SCHEMA_NAME)
+}
+
+fn has_code(
+    error: &(dyn std::error::Error + 'static),
+    code: &tokio_postgres::error::SqlState,
+) -> bool {
     error
         .downcast_ref::<tokio_postgres::Error>()
         .and_then(tokio_postgres::Error::code)
-        .is_some_and(|code| {
-            *code == SqlState::UNDEFINED_TABLE || *code == SqlState::INVALID_SCHEMA_NAME
-        })
+        .is_some_and(|found| found == code)
 }
 
 /// Every third of the time to live, asks whether this session still holds

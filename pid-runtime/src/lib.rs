@@ -400,18 +400,32 @@ pub mod __private {
         #[diagnostic::on_unimplemented(
             message = "`cluster = ..` takes the servers of a cluster lock, such as `Etcd::from_env()`, but got `{Self}`",
             label = "not a cluster backend",
-            note = "write `cluster = pid_runtime::cluster::Etcd::from_env()` or `Etcd::endpoints([\"http://10.0.0.5:2379\"])`"
+            note = "write `cluster = pid_runtime::cluster::Etcd::from_env()`, `Etcd::endpoints([\"http://10.0.0.5:2379\"])` or, with feature `postgres`, `Postgres::from_env()`"
         )]
         pub trait Backend {
             /// The servers.
             fn into_backend(self) -> pid_cluster::Backend;
         }
 
-        impl<T: Into<pid_cluster::Backend>> Backend for T {
-            fn into_backend(self) -> pid_cluster::Backend {
-                self.into()
-            }
+        // One impl a type, not a blanket one over `Into`, so that anything
+        // else gets the message above rather than one about `From`.
+        macro_rules! backends {
+            ($($backend:ty),*) => {$(
+                impl Backend for $backend {
+                    fn into_backend(self) -> pid_cluster::Backend {
+                        self.into()
+                    }
+                }
+            )*};
         }
+        backends!(
+            pid_cluster::Backend,
+            &pid_cluster::Backend,
+            pid_cluster::Etcd,
+            &pid_cluster::Etcd
+        );
+        #[cfg(feature = "postgres")]
+        backends!(pid_cluster::Postgres, &pid_cluster::Postgres);
 
         /// What a function under `#[pidfile(cluster = ..)]` returns as its
         /// error when the cluster lock is refused or lost.
