@@ -8,6 +8,8 @@ mod common;
 // Shared with tests/cluster.rs, which uses the rest.
 #[allow(dead_code)]
 mod etcd;
+#[allow(dead_code)]
+mod postgres;
 
 use std::io::{Read, Write};
 use std::path::Path;
@@ -114,7 +116,11 @@ impl Host {
     }
 
     fn main(&self, etcd: &etcd::Etcd, lock: &str) -> Program {
-        let endpoint = etcd.endpoint();
+        self.main_on(("PIDFILE_ETCD_ENDPOINTS", &etcd.endpoint()), lock)
+    }
+
+    /// `cluster-main` with its servers named by the variable `server`.
+    fn main_on(&self, server: (&str, &str), lock: &str) -> Program {
         Program::start(
             env!("CARGO_BIN_EXE_cluster-main"),
             &[],
@@ -123,7 +129,7 @@ impl Host {
                 ("PIDFILE_TEST_NAME", Path::new(lock)),
                 ("PIDFILE_TEST_DIR", self.dir.path()),
                 ("PIDFILE_TEST_STORE", &self.dir.join("store")),
-                ("PIDFILE_ETCD_ENDPOINTS", Path::new(&endpoint)),
+                (server.0, Path::new(server.1)),
             ],
         )
     }
@@ -261,4 +267,55 @@ fn a_sync_worker_that_lost_its_lock_returns_err_lost_though_its_body_succeeded()
 fn an_async_worker_that_lost_its_lock_is_dropped_and_returns_err_lost() {
     // Nothing ends the body: it is dropped at the loss.
     lost_worker("async", false);
+}
+
+#[test]
+fn on_postgres_one_program_runs_the_other_is_refused_and_a_stopped_holder_exits_75() {
+    let server = postgres_or_skip!();
+    let url = server.url();
+    let lock = lock_name("postgres");
+    let on_postgres = ("PIDFILE_POSTGRES_URL", url.as_str());
+    let (a, b) = (Host::new("host-a"), Host::new("host-b"));
+    let mut first = a.main_on(on_postgres, &lock);
+    let old = token(&first.line());
+
+    let (code, stderr) = b.main_on(on_postgres, &lock).finish();
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!("already running as pid {}", first.pid())),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("cluster lock '{lock}', token {old}")),
+        "{stderr}"
+    );
+
+    kill(first.pid(), Signal::SIGSTOP).unwrap();
+    // The server ends the stopped holder's idle session after its TTL.
+    let check = pid_runtime::cluster::ClusterLock::new(lock.as_str())
+        .backend(pid_runtime::cluster::Postgres::url(url.as_str()));
+    let deadline = std::time::Instant::now() + ANSWER_TIMEOUT;
+    while check.check().unwrap() != pid_runtime::cluster::ClusterStatus::Free {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the session never ended"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut successor = b.main_on(on_postgres, &lock);
+    let new = token(&successor.line());
+    assert!(new > old, "{new} after {old}");
+
+    first.send("write");
+    kill(first.pid(), Signal::SIGCONT).unwrap();
+    let (code, stderr) = first.finish();
+    assert_eq!(code, Some(75), "{stderr}");
+    assert!(
+        stderr.contains(&format!("lost cluster lock '{lock}' (token {old})")),
+        "{stderr}"
+    );
+    assert!(!a.dir.join("store").exists(), "the stopped holder wrote");
+    assert!(!a.pidfile(&lock).exists(), "exit left the local pidfile");
+    successor.send("write");
+    assert_eq!(successor.line(), "wrote");
 }

@@ -60,6 +60,8 @@
 //!   (Windows) only.
 //! - `etcd`: `pid_runtime::cluster`, a lock that one process holds across
 //!   every host sharing an etcd cluster (the `pid-cluster` crate; Rust 1.88).
+//! - `postgres`: the same lock on a PostgreSQL server (14 or later),
+//!   `cluster::Postgres`; implies `etcd`.
 //!
 //! # Platforms
 //!
@@ -256,8 +258,9 @@ pub use term_signal::TermSignal;
 /// # One instance across hosts (feature `etcd`)
 ///
 /// `cluster = <expr>` adds a [cluster lock](crate::cluster) named as the
-/// pidfile is, on the servers `<expr>` gives (anything that converts into
-/// `cluster::Etcd`, such as `Etcd::from_env()`): one instance per host by the
+/// pidfile is, on the servers `<expr>` gives (a `cluster::Etcd`, such as
+/// `Etcd::from_env()`, a `cluster::Postgres` with feature `postgres`, or a
+/// `cluster::Backend`): one instance per host by the
 /// pidfile, then one across hosts by the lock. The order is local pidfile,
 /// cluster lock, body, cluster release, local release.
 ///
@@ -320,7 +323,7 @@ fn main() -> std::io::Result<()> {
 #[cfg_attr(docsrs, doc(cfg(feature = "macros")))]
 pub use pid_macros::pidfile;
 
-/// One holder across hosts, on etcd: the `pid-cluster` crate.
+/// One holder across hosts, on etcd or PostgreSQL: the `pid-cluster` crate.
 #[cfg(feature = "etcd")]
 #[cfg_attr(docsrs, doc(cfg(feature = "etcd")))]
 pub use pid_cluster as cluster;

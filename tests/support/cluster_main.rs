@@ -3,16 +3,25 @@
 //! each `write` line checks the lock and appends its token to the store
 //! named by `PIDFILE_TEST_STORE` (answering `wrote`), and returns at the end
 //! of its input. The pidfile's name, directory and the etcd endpoints come
-//! from `PIDFILE_TEST_NAME`, `PIDFILE_TEST_DIR` and `PIDFILE_ETCD_ENDPOINTS`.
+//! from `PIDFILE_TEST_NAME`, `PIDFILE_TEST_DIR` and `PIDFILE_ETCD_ENDPOINTS`;
+//! the lock is on PostgreSQL instead when `PIDFILE_POSTGRES_URL` is set.
 
 use std::io::{BufRead, Write};
 
-use pid_runtime::cluster::Etcd;
+use pid_runtime::cluster::{Backend, Etcd, Postgres};
+
+/// etcd, or PostgreSQL when `PIDFILE_POSTGRES_URL` is set.
+fn backend() -> Backend {
+    match std::env::var_os("PIDFILE_POSTGRES_URL") {
+        Some(_) => Postgres::from_env().into(),
+        None => Etcd::from_env().into(),
+    }
+}
 
 #[pid_runtime::pidfile(
     name = std::env::var("PIDFILE_TEST_NAME").expect("PIDFILE_TEST_NAME"),
     dir = std::env::var("PIDFILE_TEST_DIR").expect("PIDFILE_TEST_DIR"),
-    cluster = Etcd::from_env(),
+    cluster = backend(),
     ttl = "2s",
     bind = lease
 )]
