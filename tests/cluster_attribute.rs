@@ -319,3 +319,33 @@ fn on_postgres_one_program_runs_the_other_is_refused_and_a_stopped_holder_exits_
     successor.send("write");
     assert_eq!(successor.line(), "wrote");
 }
+
+#[test]
+fn under_tokio_main_in_either_order_main_holds_and_releases() {
+    let etcd = etcd_or_skip!();
+    let endpoint = etcd.endpoint();
+    for program in [
+        env!("CARGO_BIN_EXE_cluster-tokio-outer"),
+        env!("CARGO_BIN_EXE_cluster-tokio-inner"),
+    ] {
+        let lock = lock_name("tokio");
+        let mut main = Program::start(
+            program,
+            &[],
+            "host-a",
+            &[
+                ("PIDFILE_TEST_NAME", Path::new(&lock)),
+                ("PIDFILE_ETCD_ENDPOINTS", Path::new(&endpoint)),
+            ],
+        );
+        token(&main.line());
+        assert_eq!(etcd.keys(&format!("{lock}/")).len(), 1, "{program}");
+        main.send("done");
+        let (code, stderr) = main.finish();
+        assert_eq!(code, Some(0), "{program}: {stderr}");
+        assert!(
+            etcd.keys(&format!("{lock}/")).is_empty(),
+            "{program}: the lease was not revoked"
+        );
+    }
+}
