@@ -48,6 +48,22 @@ mod shadowed {
     pub fn owned() -> ::std::io::Result<u8> {
         Ok(4)
     }
+
+    /// Compiled for its lints only: a worker that loops until its cluster
+    /// lock is lost, so the end of its body is never reached.
+    #[cfg(feature = "cluster")]
+    #[::pid_runtime::pidfile(
+        name = "hygiene-cluster",
+        cluster = ::pid_runtime::cluster::Etcd::from_env(),
+        local = false,
+        bind = lease
+    )]
+    pub async fn until_lost() -> ::std::io::Result<u8> {
+        loop {
+            lease.check()?;
+            ::tokio::task::yield_now().await;
+        }
+    }
 }
 
 #[test]

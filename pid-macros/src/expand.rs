@@ -217,7 +217,14 @@ fn clustered(mut function: ItemFn, args: &Args, is_main: bool) -> syn::Result<It
     let statements = &function.block.stmts;
     // The body's own `return`s and `?`s end the closure or async block, so
     // its result is checked against the lock whichever way it ends.
-    let body = quote!({ let #result: #output = { #(#statements)* }; #result });
+    // A body that never returns (a worker's loop, ended by the loss) leaves
+    // the end of the block unreachable: that is the user's design.
+    let body = quote!({
+        #[allow(unreachable_code)]
+        let #result: #output = { #(#statements)* };
+        #[allow(unreachable_code)]
+        return #result;
+    });
     let from_lost = quote_spanned!(at_output=>
         #private_at_output::cluster::IntoClusterError::from_lost(#lost));
     let run = match (is_async, on_lost) {
