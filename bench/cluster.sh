@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # The cluster lock against `etcdctl lock`, side by side on one local etcd
 # that this script starts and stops: an uncontended acquire + release, and
-# the handoff from a holder's release to a queued waiter holding; then the
+# the handoff from a holder's release to a queued waiter holding; how late
+# after its deadline the attribute drops an async body; then the
 # same on a local PostgreSQL server, against a bare pg_try_advisory_lock
 # client.
 #
-#   bench/cluster.sh           # CYCLES=200 HANDOFFS=50 by default
+#   bench/cluster.sh           # CYCLES=200 HANDOFFS=50 LOSSES=20 by default
 #
 # etcdctl is a process per lock, so its rows include a process start; the
 # `etcdctl get` row is that floor, measured the same way.
@@ -13,8 +14,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 CYCLES=${CYCLES:-200}
 HANDOFFS=${HANDOFFS:-50}
+LOSSES=${LOSSES:-20}
 tests/peers/install.sh >&2
-cargo build -q --release -p pid-bench --bin cluster
+cargo build -q --release -p pid-bench --bin cluster --bin loss-latency
 
 work=$(mktemp -d)
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
@@ -56,6 +58,9 @@ etcdctl_handoff=$(for _ in $(seq "$HANDOFFS"); do
     echo $(( ($(cat "$work/got") - t) / 1000 ))
 done | stats)
 
+# From an async body's deadline to its drop, the server stopped under it.
+loss=$(target/release/loss-latency "$client" "$etcd_pid" "$LOSSES")
+
 # The same on PostgreSQL: a server of this run's own, as nobody when root
 # (initdb refuses root), with a bare pg_try_advisory_lock client as floor.
 pg_bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
@@ -90,6 +95,7 @@ row "acquire + release, etcdctl lock true" "$etcdctl_cycle"
 row "  etcdctl get (a process, one request)" "$floor"
 row "handoff, pid-cluster" "$ours_handoff"
 row "handoff, etcdctl lock" "$etcdctl_handoff"
+row "deadline to async body dropped (max)" "$loss"
 row "acquire + release, pid-cluster on PG" "$pg_cycle"
 row "  bare client: connect, lock, unlock" "$pg_floor"
 row "  bare client: lock, unlock" "$pg_floor_session"
