@@ -155,8 +155,10 @@ fn a_stopped_holder_is_succeeded_at_its_ttl_and_its_fenced_write_is_refused() {
         .acquire_timeout(Duration::from_secs(30))
         .unwrap();
     let waited = stopped.elapsed();
+    // The server ends the session a TTL after its last probe, which came at
+    // most a third of the TTL before the stop.
     assert!(
-        waited < TTL + Duration::from_millis(1500),
+        waited >= TTL / 2 && waited < TTL + Duration::from_millis(1500),
         "the successor waited {waited:?}"
     );
     assert!(next.fencing_token() > old);
