@@ -51,13 +51,7 @@ fn boot_nanos() -> u128 {
 #[test]
 fn processes_contending_never_overlap_and_tokens_only_grow() {
     let server = postgres_or_skip!();
-    let (processes, cycles) = std::env::var("PIDFILE_PG_STRESS")
-        .ok()
-        .and_then(|scale| {
-            let (p, c) = scale.split_once('x')?;
-            Some((p.parse().ok()?, c.parse().ok()?))
-        })
-        .unwrap_or((4_usize, 50_usize));
+    let (processes, cycles) = common::stress_scale("PIDFILE_PG_STRESS", (4, 50));
     let dir = TempDir::new();
     let log = dir.join("log");
     let mut holders: Vec<Holder> = (0..processes)
@@ -69,23 +63,7 @@ fn processes_contending_never_overlap_and_tokens_only_grow() {
     for holder in &mut holders {
         assert_eq!(holder.read_line(), format!("done {cycles}"));
     }
-    let log = std::fs::read_to_string(&log).unwrap();
-    let lines: Vec<&str> = log.lines().collect();
-    assert_eq!(lines.len(), 2 * processes * cycles);
-    let mut last = FencingToken::new(0);
-    for pair in lines.chunks(2) {
-        let start: Vec<&str> = pair[0].split(' ').collect();
-        let end: Vec<&str> = pair[1].split(' ').collect();
-        assert_eq!(
-            start[0], "start",
-            "{pair:?}: a holding began inside another"
-        );
-        assert_eq!(end[0], "end", "{pair:?}");
-        assert_eq!(start[1..], end[1..], "{pair:?}: another process ended it");
-        let token = FencingToken::new(start[1].parse().unwrap());
-        assert!(token > last, "token {token} after {last}");
-        last = token;
-    }
+    common::assert_holdings_in_turn(&log, processes * cycles);
 }
 
 #[test]

@@ -10,29 +10,14 @@ use std::io::{BufRead, BufReader, Write};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
 mod common;
-use common::{Running, TempDir, PATIENCE};
-
-fn pidfile(args: &[&str], dir: &TempDir) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_pidfile"));
-    let (subcommand, rest) = args.split_first().expect("a subcommand");
-    command.arg(subcommand).arg("--dir").arg(&dir.0).args(rest);
-    command
-}
-
-fn output(mut command: Command) -> Output {
-    command.stdin(Stdio::null()).output().expect("run pidfile")
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
+use common::{output, pidfile, stderr, Running, TempDir, PATIENCE};
 
 impl Running {
     /// Waits for "ready PID" from the command and returns PID.

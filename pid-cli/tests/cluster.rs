@@ -14,12 +14,11 @@ mod common;
 #[path = "../../tests/etcd/mod.rs"]
 mod etcd;
 
-use std::io::Read;
 use std::os::unix::process::CommandExt;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Running, TempDir, PATIENCE};
+use common::{output, Running, TempDir, PATIENCE};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
@@ -52,24 +51,32 @@ fn lock_name(case: &str) -> String {
     format!("cli-{case}-{}", std::process::id())
 }
 
-fn output(mut command: Command) -> Output {
-    command.stdin(Stdio::null()).output().expect("run pidfile")
-}
-
-fn stderr_of(running: &mut Running) -> String {
-    let mut stderr = String::new();
-    if let Some(mut pipe) = running.child.stderr.take() {
-        pipe.read_to_string(&mut stderr).expect("read stderr");
-    }
-    stderr
-}
-
-/// The next line the command prints; what pidfile said if there is none.
-fn line_of(running: &mut Running) -> String {
-    match running.lines.recv_timeout(PATIENCE) {
-        Ok(line) => line,
-        Err(_) => panic!("no line; pidfile said: {}", stderr_of(running)),
-    }
+/// `pidfile run` of `sh -c SCRIPT` on `host`, holding `lock` on `cluster`
+/// with a time to live of `ttl` seconds, its standard error piped.
+fn run_script(
+    host: &str,
+    dir: &TempDir,
+    lock: &str,
+    cluster: &str,
+    ttl: &str,
+    script: &str,
+) -> Command {
+    let args = [
+        "run",
+        "--name",
+        lock,
+        "--cluster",
+        cluster,
+        "--ttl",
+        ttl,
+        "--",
+        "sh",
+        "-c",
+        script,
+    ];
+    let mut command = pidfile_on(host, dir, &args);
+    command.stderr(Stdio::piped());
+    command
 }
 
 /// Waits until etcd holds no key of `lock`: its holder's lease expired.
@@ -95,26 +102,8 @@ fn one_run_holds_across_two_hosts_and_the_other_is_refused_with_the_holder_named
     let cluster = cluster_of(&[etcd.endpoint()]);
     let (a, b) = (TempDir::new(), TempDir::new());
     let told = "echo token=$PIDFILE_FENCING_TOKEN lock=$PIDFILE_CLUSTER_LOCK lease=$PIDFILE_CLUSTER_LEASE; read line || true";
-    let mut command = pidfile_on(
-        "host-a",
-        &a,
-        &[
-            "run",
-            "--name",
-            &lock,
-            "--cluster",
-            &cluster,
-            "--ttl",
-            "2",
-            "--",
-            "sh",
-            "-c",
-            told,
-        ],
-    );
-    command.stderr(Stdio::piped());
-    let mut first = Running::start(command);
-    let line = line_of(&mut first);
+    let mut first = Running::start(run_script("host-a", &a, &lock, &cluster, "2", told));
+    let line = first.line_or_said();
     let token = field(&line, "token");
     assert!(token.parse::<u64>().is_ok_and(|token| token > 0), "{line}");
     assert_eq!(field(&line, "lock"), lock);
@@ -173,7 +162,7 @@ fn one_run_holds_across_two_hosts_and_the_other_is_refused_with_the_holder_named
 
     drop(first.stdin.take());
     let status = first.wait();
-    assert_eq!(status.code(), Some(0), "{}", stderr_of(&mut first));
+    assert_eq!(status.code(), Some(0), "{}", first.said());
     assert!(
         etcd.keys(&format!("{lock}/")).is_empty(),
         "the lease was not revoked"
@@ -198,28 +187,13 @@ fn a_holder_stopped_past_its_lease_exits_75_when_continued_and_its_command_is_ki
     let lock = lock_name("stopped");
     let cluster = cluster_of(&[etcd.endpoint()]);
     let (a, b) = (TempDir::new(), TempDir::new());
-    let mut command = pidfile_on(
-        "host-a",
-        &a,
-        &[
-            "run",
-            "--name",
-            &lock,
-            "--cluster",
-            &cluster,
-            "--ttl",
-            "2",
-            "--",
-            "sh",
-            "-c",
-            "echo $$ $PIDFILE_FENCING_TOKEN; exec sleep 1000",
-        ],
-    );
+    let script = "echo $$ $PIDFILE_FENCING_TOKEN; exec sleep 1000";
+    let mut command = run_script("host-a", &a, &lock, &cluster, "2", script);
     // Its own group: the whole job, pidfile and command, is stopped, as a
     // frozen host or virtual machine is.
-    command.process_group(0).stderr(Stdio::piped());
+    command.process_group(0);
     let mut holder = Running::start(command);
-    let line = line_of(&mut holder);
+    let line = holder.line_or_said();
     let (child, old) = line.split_once(' ').expect("pid and token");
     let child = Pid::from_raw(child.parse().expect("a pid"));
     let old: u64 = old.parse().expect("a token");
@@ -256,7 +230,7 @@ fn a_holder_stopped_past_its_lease_exits_75_when_continued_and_its_command_is_ki
 
     kill(group, Signal::SIGCONT).unwrap();
     let status = holder.wait();
-    let stderr = stderr_of(&mut holder);
+    let stderr = holder.said();
     assert_eq!(status.code(), Some(75), "{stderr}");
     assert!(
         stderr.contains(&format!(
@@ -292,26 +266,10 @@ fn a_holder_cut_off_from_the_majority_has_its_command_dead_before_a_successor_s_
         // The holder talks to member 1 alone; its command ignores SIGTERM,
         // so only SIGKILL ends it. A time to live of 3 s leaves 2 s to a
         // cluster that has just elected its leader.
-        let mut command = pidfile_on(
-            "host-a",
-            &a,
-            &[
-                "run",
-                "--name",
-                &lock,
-                "--cluster",
-                &cluster_of(&[cluster.endpoint(1)]),
-                "--ttl",
-                "3",
-                "--",
-                "sh",
-                "-c",
-                "trap '' TERM; echo $$; exec sleep 1000",
-            ],
-        );
-        command.stderr(Stdio::piped());
-        let mut holder = Running::start(command);
-        let child = line_of(&mut holder);
+        let member_1 = cluster_of(&[cluster.endpoint(1)]);
+        let script = "trap '' TERM; echo $$; exec sleep 1000";
+        let mut holder = Running::start(run_script("host-a", &a, &lock, &member_1, "3", script));
+        let child = holder.line_or_said();
         // Queued behind it on the other two members, it runs a command that
         // says whether the holder's command is still there. Its default
         // time to live (10 s) outlasts an election, if member 1 led.
@@ -344,23 +302,18 @@ fn a_holder_cut_off_from_the_majority_has_its_command_dead_before_a_successor_s_
 
         cluster.signal(1, Signal::SIGSTOP);
         assert_eq!(
-            line_of(&mut successor),
+            successor.line_or_said(),
             "alone",
             "run {run}: both commands ran at once"
         );
         let status = holder.wait();
-        let stderr = stderr_of(&mut holder);
+        let stderr = holder.said();
         assert_eq!(status.code(), Some(75), "run {run}: {stderr}");
         assert!(
             stderr.contains(&format!("lost cluster lock '{lock}'")),
             "{stderr}"
         );
-        assert_eq!(
-            successor.wait().code(),
-            Some(0),
-            "{}",
-            stderr_of(&mut successor)
-        );
+        assert_eq!(successor.wait().code(), Some(0), "{}", successor.said());
         cluster.signal(1, Signal::SIGCONT);
         cluster.wait_healthy(1);
     }

@@ -10,24 +10,12 @@ mod common;
 #[path = "../../tests/postgres/mod.rs"]
 mod postgres;
 
-use std::io::Read;
 use std::os::unix::process::CommandExt;
-use std::process::{Command, Output, Stdio};
+use std::process::Stdio;
 
-use common::{Running, TempDir, PATIENCE};
+use common::{output, pidfile, Running, TempDir};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
-
-fn pidfile(dir: &TempDir, args: &[&str]) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_pidfile"));
-    let (subcommand, rest) = args.split_first().expect("a subcommand");
-    command.arg(subcommand).arg("--dir").arg(&dir.0).args(rest);
-    command
-}
-
-fn output(mut command: Command) -> Output {
-    command.stdin(Stdio::null()).output().expect("run pidfile")
-}
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
@@ -40,7 +28,6 @@ fn one_run_holds_on_postgres_the_next_is_refused_and_a_stopped_one_exits_75() {
     let lock = format!("cli-pg-{}", std::process::id());
     let (a, b) = (TempDir::new(), TempDir::new());
     let mut command = pidfile(
-        &a,
         &[
             "run",
             "--name",
@@ -54,22 +41,11 @@ fn one_run_holds_on_postgres_the_next_is_refused_and_a_stopped_one_exits_75() {
             "-c",
             "echo $$ $PIDFILE_FENCING_TOKEN $PIDFILE_CLUSTER_LOCK; exec sleep 1000",
         ],
+        &a,
     );
     command.process_group(0).stderr(Stdio::piped());
     let mut holder = Running::start(command);
-    let line = match holder.lines.recv_timeout(PATIENCE) {
-        Ok(line) => line,
-        Err(_) => {
-            let mut said = String::new();
-            let _ = holder
-                .child
-                .stderr
-                .take()
-                .unwrap()
-                .read_to_string(&mut said);
-            panic!("no line; pidfile said: {said}");
-        }
-    };
+    let line = holder.line_or_said();
     let words: Vec<&str> = line.split(' ').collect();
     let [child, old, named] = words[..] else {
         panic!("{line}");
@@ -78,15 +54,15 @@ fn one_run_holds_on_postgres_the_next_is_refused_and_a_stopped_one_exits_75() {
     let child = Pid::from_raw(child.parse().expect("a pid"));
     let old: u64 = old.parse().expect("a token");
 
-    let check = output(pidfile(&b, &["check", "--name", &lock, "--cluster", &url]));
+    let check = output(pidfile(&["check", "--name", &lock, "--cluster", &url], &b));
     assert_eq!(check.status.code(), Some(0), "{}", text(&check.stderr));
     let said = text(&check.stdout);
     assert!(said.contains(&format!("pid={} ", holder.pid())), "{said}");
     assert!(said.contains(&format!("token={old}")), "{said}");
 
     let refused = output(pidfile(
-        &b,
         &["run", "--name", &lock, "--cluster", &url, "--", "true"],
+        &b,
     ));
     assert_eq!(refused.status.code(), Some(1));
     let message = text(&refused.stderr);
@@ -104,7 +80,6 @@ fn one_run_holds_on_postgres_the_next_is_refused_and_a_stopped_one_exits_75() {
     let group = Pid::from_raw(-holder.pid().as_raw());
     kill(group, Signal::SIGSTOP).unwrap();
     let successor = output(pidfile(
-        &b,
         &[
             "run",
             "--name",
@@ -117,6 +92,7 @@ fn one_run_holds_on_postgres_the_next_is_refused_and_a_stopped_one_exits_75() {
             "-c",
             "echo $PIDFILE_FENCING_TOKEN",
         ],
+        &b,
     ));
     assert_eq!(
         successor.status.code(),
@@ -129,13 +105,7 @@ fn one_run_holds_on_postgres_the_next_is_refused_and_a_stopped_one_exits_75() {
 
     kill(group, Signal::SIGCONT).unwrap();
     let status = holder.wait();
-    let mut stderr = String::new();
-    let _ = holder
-        .child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut stderr);
+    let stderr = holder.said();
     assert_eq!(status.code(), Some(75), "{stderr}");
     assert!(
         stderr.contains(&format!(
@@ -144,6 +114,6 @@ fn one_run_holds_on_postgres_the_next_is_refused_and_a_stopped_one_exits_75() {
         "{stderr}"
     );
     assert!(kill(child, None).is_err(), "the command outlived the lock");
-    let check = output(pidfile(&b, &["check", "--name", &lock, "--cluster", &url]));
+    let check = output(pidfile(&["check", "--name", &lock, "--cluster", &url], &b));
     assert_eq!(check.status.code(), Some(3), "{}", text(&check.stdout));
 }

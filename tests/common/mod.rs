@@ -317,3 +317,37 @@ pub fn build_c(source: &str, dir: &TempDir, args: &[&str]) -> PathBuf {
 pub fn sys(pid: Pid) -> nix::unistd::Pid {
     nix::unistd::Pid::from_raw(i32::try_from(pid.as_raw()).expect("a pid_t"))
 }
+
+/// `PROCESSES x CYCLES` from the variable `name`, else `default`.
+pub fn stress_scale(name: &str, default: (usize, usize)) -> (usize, usize) {
+    std::env::var(name)
+        .ok()
+        .and_then(|scale| {
+            let (processes, cycles) = scale.split_once('x')?;
+            Some((processes.parse().ok()?, cycles.parse().ok()?))
+        })
+        .unwrap_or(default)
+}
+
+/// Reads a log of `start TOKEN PID` / `end TOKEN PID` lines that holders
+/// appended, and asserts there are `holdings` of them, none began inside
+/// another, and each token is greater than the one before.
+pub fn assert_holdings_in_turn(log: &Path, holdings: usize) {
+    let log = std::fs::read_to_string(log).expect("read the log");
+    let lines: Vec<&str> = log.lines().collect();
+    assert_eq!(lines.len(), 2 * holdings);
+    let mut last = 0_u64;
+    for pair in lines.chunks(2) {
+        let start: Vec<&str> = pair[0].split(' ').collect();
+        let end: Vec<&str> = pair[1].split(' ').collect();
+        assert_eq!(
+            start[0], "start",
+            "{pair:?}: a holding began inside another"
+        );
+        assert_eq!(end[0], "end", "{pair:?}");
+        assert_eq!(start[1..], end[1..], "{pair:?}: another process ended it");
+        let token: u64 = start[1].parse().expect("a token");
+        assert!(token > last, "token {token} after {last}");
+        last = token;
+    }
+}

@@ -2,9 +2,9 @@
 //! `pidfile run` whose output is read line by line.
 #![allow(dead_code)] // each test file uses its own part
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read};
 use std::path::PathBuf;
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::process::{Child, ChildStdin, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -32,6 +32,23 @@ impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
     }
+}
+
+/// `pidfile SUBCOMMAND --dir DIR ARGS...`.
+pub fn pidfile(args: &[&str], dir: &TempDir) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_pidfile"));
+    let (subcommand, rest) = args.split_first().expect("a subcommand");
+    command.arg(subcommand).arg("--dir").arg(&dir.0).args(rest);
+    command
+}
+
+/// Runs `command` to its end, without input.
+pub fn output(mut command: Command) -> Output {
+    command.stdin(Stdio::null()).output().expect("run pidfile")
+}
+
+pub fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
 /// A `pidfile run` in the background, its stdout read line by line.
@@ -73,6 +90,24 @@ impl Running {
         self.lines
             .recv_timeout(PATIENCE)
             .expect("the command prints a line in time")
+    }
+
+    /// What pidfile said on its standard error, when the caller piped it:
+    /// all of it, so once it has ended.
+    pub fn said(&mut self) -> String {
+        let mut said = String::new();
+        if let Some(mut pipe) = self.child.stderr.take() {
+            pipe.read_to_string(&mut said).expect("read stderr");
+        }
+        said
+    }
+
+    /// The next line, or a failure with what pidfile said instead.
+    pub fn line_or_said(&mut self) -> String {
+        match self.lines.recv_timeout(PATIENCE) {
+            Ok(line) => line,
+            Err(_) => panic!("no line; pidfile said: {}", self.said()),
+        }
     }
 
     /// Closes the command's input, which ends the commands used here.
