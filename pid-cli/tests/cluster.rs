@@ -352,3 +352,53 @@ fn a_cluster_without_a_server_is_an_error_and_never_a_local_run() {
     );
     assert!(!dir.join("nowhere.pid").exists());
 }
+
+#[test]
+fn a_run_waiting_for_the_cluster_lock_dies_of_the_signal_that_ends_its_wait() {
+    use std::os::unix::process::ExitStatusExt;
+
+    let etcd = etcd_or_skip!();
+    let lock = lock_name("waiting");
+    let cluster = cluster_of(&[etcd.endpoint()]);
+    let (a, b) = (TempDir::new(), TempDir::new());
+    let mut holder = Running::start(run_script(
+        "host-a",
+        &a,
+        &lock,
+        &cluster,
+        "2",
+        "echo held; read line || true",
+    ));
+    assert_eq!(holder.line_or_said(), "held");
+    let args = [
+        "run",
+        "--name",
+        &lock,
+        "--cluster",
+        &cluster,
+        "--wait",
+        "--",
+        "echo",
+        "ran",
+    ];
+    let mut waiter = Running::start(pidfile_on("host-b", &b, &args));
+    let queued = Instant::now();
+    while etcd.keys(&format!("{lock}/")).len() < 2 {
+        assert!(queued.elapsed() < PATIENCE, "the waiter never queued");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(
+        b.join(&format!("{lock}.pid")).exists(),
+        "the waiter holds its pidfile while it waits"
+    );
+    kill(waiter.pid(), Signal::SIGTERM).unwrap();
+    let status = waiter.wait();
+    assert_eq!(status.signal(), Some(Signal::SIGTERM as i32), "{status:?}");
+    assert!(
+        !b.join(&format!("{lock}.pid")).exists(),
+        "the waiter left its pidfile"
+    );
+    assert!(waiter.lines.try_recv().is_err(), "the command ran");
+    drop(holder.stdin.take());
+    assert_eq!(holder.wait().code(), Some(0), "{}", holder.said());
+}
