@@ -41,6 +41,18 @@
 //! a resource that refuses older [`FencingToken`]s refuses what it did not
 //! check.
 //!
+//! # On PostgreSQL (feature `postgres`)
+//!
+//! `Postgres` is a backend beside [`Etcd`]: each guard holds a
+//! session-level advisory lock (key `LOCK_KEY_SQL`) on a connection of its
+//! own, whose `idle_session_timeout` is the time to live, probed every third
+//! of it; the end of the session is a loss at once. Its token is a counter
+//! in `pid_runtime.fence`, and `SqlFence` is the predicate that fences the
+//! program's own statements. A session that a transaction pooler shares is
+//! refused ([`Error::SharedSession`]). PostgreSQL 14 or later; the lock does
+//! not survive a failover, after which an asynchronous standby may repeat a
+//! token.
+//!
 //! # Processes
 //!
 //! Renewals run on one thread per process, started at the first use, so a
