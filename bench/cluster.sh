@@ -83,8 +83,9 @@ until psql -h 127.0.0.1 -p "$pg_port" -U postgres -d postgres -Atqc 'SELECT 1' >
 # The server's own pid (the one above is the shell that started it).
 pg_pid=$(head -1 "$work/pg/data/postmaster.pid")
 pg_url=postgres://postgres@127.0.0.1:$pg_port/postgres
-pg_cycle=$(target/release/cluster "$pg_url" cycles "$CYCLES")
-pg_floor=$(target/release/cluster "$pg_url" floor "$CYCLES")
+# In turn, a cycle of ours and one of the bare client's.
+read -r pg_cycle_median pg_cycle_p99 pg_floor_median pg_floor_p99 < <(target/release/cluster "$pg_url" pair "$CYCLES")
+pg_cycle="$pg_cycle_median $pg_cycle_p99" pg_floor="$pg_floor_median $pg_floor_p99"
 pg_floor_session=$(target/release/cluster "$pg_url" floor-session "$CYCLES")
 pg_handoff=$(target/release/cluster "$pg_url" handoff "$HANDOFFS")
 

@@ -8,7 +8,9 @@
 //! - `cluster URL floor N` (PostgreSQL): N times what a bare client of
 //!   `pg_try_advisory_lock` does for a lock of its own connection: connect,
 //!   lock, unlock, close;
-//! - `cluster URL floor-session N`: N lock + unlock on one connection.
+//! - `cluster URL floor-session N`: N lock + unlock on one connection;
+//! - `cluster URL pair N`: N rounds of one `cycles` and one `floor`, in
+//!   turn, so that both meet the same machine; prints both.
 //!
 //! Prints `median P99` of the rounds.
 
@@ -31,16 +33,35 @@ fn main() {
     } else {
         lock.endpoints([endpoint.as_str()])
     };
-    let mut times = match mode.as_str() {
+    if mode == "pair" {
+        let (mut ours, mut bare) = (Vec::with_capacity(n), Vec::with_capacity(n));
+        for round in 0..n {
+            if round % 2 == 0 {
+                ours.extend(cycles(&lock, 1));
+                bare.extend(floor(endpoint, 1, true));
+            } else {
+                bare.extend(floor(endpoint, 1, true));
+                ours.extend(cycles(&lock, 1));
+            }
+        }
+        println!("{} {}", summary(ours), summary(bare));
+        return;
+    }
+    let times = match mode.as_str() {
         "cycles" => cycles(&lock, n),
         "handoff" => handoff(&lock, n),
         "floor" => floor(endpoint, n, true),
         "floor-session" => floor(endpoint, n, false),
         _ => panic!("unknown mode {mode}"),
     };
+    println!("{}", summary(times));
+}
+
+/// `median P99` in microseconds.
+fn summary(mut times: Vec<Duration>) -> String {
     times.sort_unstable();
     let at = |q: f64| times[((times.len() - 1) as f64 * q).round() as usize].as_micros();
-    println!("{} {}", at(0.5), at(0.99));
+    format!("{} {}", at(0.5), at(0.99))
 }
 
 fn cycles(lock: &ClusterLock, n: usize) -> Vec<Duration> {
