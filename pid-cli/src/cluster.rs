@@ -51,9 +51,28 @@ pub(crate) fn parse_cluster(text: &str) -> Result<Cluster, String> {
     Ok(Cluster::Etcd(endpoints))
 }
 
-#[cfg(all(feature = "etcd", not(feature = "postgres")))]
+#[cfg(not(feature = "etcd"))]
+const UNSUPPORTED: &str =
+    "--cluster needs pidfile built with the `etcd` feature (cargo install pid-cli --features etcd)";
+
+#[cfg(not(feature = "postgres"))]
 const UNSUPPORTED_POSTGRES: &str =
     "--cluster postgres://... needs pidfile built with the `postgres` feature (cargo install pid-cli --features postgres)";
+
+/// Why this pidfile cannot hold a lock on `cluster`, if it cannot: said
+/// before anything is taken.
+pub(crate) fn unsupported(cluster: &Cluster) -> Option<&'static str> {
+    #[cfg(not(feature = "etcd"))]
+    if let Cluster::Etcd(_) = cluster {
+        return Some(UNSUPPORTED);
+    }
+    #[cfg(not(feature = "postgres"))]
+    if let Cluster::Postgres(_) = cluster {
+        return Some(UNSUPPORTED_POSTGRES);
+    }
+    let _ = cluster;
+    None
+}
 
 /// The exit statuses of `check --cluster`, LSB's as for a pidfile.
 #[cfg(feature = "etcd")]
@@ -326,9 +345,6 @@ mod imp {
 mod imp {
     use super::*;
     use crate::signals::Blocked;
-
-    const UNSUPPORTED: &str =
-        "--cluster needs pidfile built with the `etcd` feature (cargo install pid-cli --features etcd)";
 
     /// Cannot be: there is no lock to hold.
     pub(crate) enum Holding {}

@@ -1299,3 +1299,32 @@ fn the_readme_s_systemd_units_verify() {
         );
     }
 }
+
+/// Built without the `etcd` feature (as `cargo install pid-cli` is), a run
+/// with `--cluster` says what it needs before it takes anything: held by
+/// another run, the pidfile would otherwise answer first, as busy.
+#[test]
+#[cfg(not(feature = "etcd"))]
+fn a_cluster_lock_without_the_feature_is_refused_before_the_pidfile_is_taken() {
+    let dir = TempDir::new();
+    let (holder, _) = holding_job(&dir);
+    let args = [
+        "run",
+        "--name",
+        "job",
+        "--cluster",
+        "etcd://127.0.0.1:2379",
+        "--",
+        "echo",
+        "ran",
+    ];
+    let refused = output(pidfile(&args, &dir));
+    assert_eq!(refused.status.code(), Some(125), "{}", stderr(&refused));
+    assert!(
+        stderr(&refused).contains("--cluster needs pidfile built with the `etcd` feature"),
+        "{}",
+        stderr(&refused)
+    );
+    assert!(refused.stdout.is_empty(), "the command ran");
+    assert!(holder.finish().success());
+}

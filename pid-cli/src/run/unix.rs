@@ -29,6 +29,10 @@ pub(crate) fn run(args: Run) -> ExitCode {
         Ok(found) => found,
         Err(status) => return status,
     };
+    if let Some(message) = args.cluster.as_ref().and_then(crate::cluster::unsupported) {
+        say(format_args!("{message}"));
+        return ExitCode::from(OWN_ERROR);
+    }
     let pidfile = crate::pidfile(name, args.dir.as_deref())
         .mode(args.mode)
         .term_signal(TermSignal::Never);
