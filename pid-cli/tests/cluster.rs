@@ -197,8 +197,7 @@ fn a_holder_stopped_past_its_lease_exits_75_when_continued_and_its_command_is_ki
     let (child, old) = line.split_once(' ').expect("pid and token");
     let child = Pid::from_raw(child.parse().expect("a pid"));
     let old: u64 = old.parse().expect("a token");
-    let group = Pid::from_raw(-holder.pid().as_raw());
-    kill(group, Signal::SIGSTOP).unwrap();
+    holder.signal_job(Signal::SIGSTOP);
     wait_until_free(|| etcd.keys(&format!("{lock}/")));
 
     let successor = output(pidfile_on(
@@ -228,17 +227,7 @@ fn a_holder_stopped_past_its_lease_exits_75_when_continued_and_its_command_is_ki
         .expect("a token");
     assert!(new > old, "{new} after {old}");
 
-    kill(group, Signal::SIGCONT).unwrap();
-    let status = holder.wait();
-    let stderr = holder.said();
-    assert_eq!(status.code(), Some(75), "{stderr}");
-    assert!(
-        stderr.contains(&format!(
-            "pidfile: lost cluster lock '{lock}' (token {old})"
-        )),
-        "{stderr}"
-    );
-    assert!(kill(child, None).is_err(), "the command outlived the lock");
+    holder.assert_continued_job_lost(child, &lock, old);
     assert!(
         !a.join(&format!("{lock}.pid")).exists(),
         "the local pidfile was left"

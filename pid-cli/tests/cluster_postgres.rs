@@ -14,7 +14,7 @@ use std::os::unix::process::CommandExt;
 use std::process::Stdio;
 
 use common::{output, pidfile, Running, TempDir};
-use nix::sys::signal::{kill, Signal};
+use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 
 fn text(bytes: &[u8]) -> String {
@@ -77,8 +77,7 @@ fn one_run_holds_on_postgres_the_next_is_refused_and_a_stopped_one_exits_75() {
 
     // The whole job stopped: the server ends its idle session after the
     // time to live, and a successor waiting for the lock runs.
-    let group = Pid::from_raw(-holder.pid().as_raw());
-    kill(group, Signal::SIGSTOP).unwrap();
+    holder.signal_job(Signal::SIGSTOP);
     let successor = output(pidfile(
         &[
             "run",
@@ -103,17 +102,7 @@ fn one_run_holds_on_postgres_the_next_is_refused_and_a_stopped_one_exits_75() {
     let new: u64 = text(&successor.stdout).trim().parse().expect("a token");
     assert!(new > old, "{new} after {old}");
 
-    kill(group, Signal::SIGCONT).unwrap();
-    let status = holder.wait();
-    let stderr = holder.said();
-    assert_eq!(status.code(), Some(75), "{stderr}");
-    assert!(
-        stderr.contains(&format!(
-            "pidfile: lost cluster lock '{lock}' (token {old})"
-        )),
-        "{stderr}"
-    );
-    assert!(kill(child, None).is_err(), "the command outlived the lock");
+    holder.assert_continued_job_lost(child, &lock, old);
     let check = output(pidfile(&["check", "--name", &lock, "--cluster", &url], &b));
     assert_eq!(check.status.code(), Some(3), "{}", text(&check.stdout));
 }

@@ -110,6 +110,33 @@ impl Running {
         }
     }
 
+    /// Signals the whole job, pidfile and its command, started in a process
+    /// group of its own, as a frozen or thawed host would be.
+    pub fn signal_job(&self, signal: nix::sys::signal::Signal) {
+        let group = Pid::from_raw(-self.pid().as_raw());
+        nix::sys::signal::kill(group, signal).expect("signal the job");
+    }
+
+    /// Continues a job stopped past its cluster lock's lease and asserts it
+    /// ends as one that lost it: pidfile exits 75 naming `lock` and `token`,
+    /// and its command (`child`) is dead.
+    pub fn assert_continued_job_lost(&mut self, child: Pid, lock: &str, token: u64) {
+        self.signal_job(nix::sys::signal::Signal::SIGCONT);
+        let status = self.wait();
+        let stderr = self.said();
+        assert_eq!(status.code(), Some(75), "{stderr}");
+        assert!(
+            stderr.contains(&format!(
+                "pidfile: lost cluster lock '{lock}' (token {token})"
+            )),
+            "{stderr}"
+        );
+        assert!(
+            nix::sys::signal::kill(child, None).is_err(),
+            "the command outlived the lock"
+        );
+    }
+
     /// Closes the command's input, which ends the commands used here.
     pub fn finish(mut self) -> std::process::ExitStatus {
         drop(self.stdin.take());
